@@ -1,0 +1,84 @@
+"""Acting (performing a collective function) and the commitment ladder.
+
+Acting probability this week:
+
+    commitment c = vision x value x (0.5 + 0.5 skills)
+    p_conscious  = smoothstep((c - threshold) / width)              # zero below the threshold
+    p_structure  = structural_alignment ** structure_exponent       # structures can block
+    p_routine    = embedded_action x legacy(organisation)           # action without subscription
+    p            = 1 - (1 - p_conscious p_structure)(1 - p_routine)
+    habit: someone acting last week keeps acting with extra chance `habit`, if p > 0.
+
+Residents' structures are the local ones: the staff-weighted structural alignment of the
+organisations working in their ward, weighted by `residents_structure`.
+
+Ladder: unaware, engaged (aware), subscribed (vision), valuing (vision and value), acting,
+common purpose (vision, value and action all held over a sustained period: a moving share of
+recent weeks with time constant `sustain_weeks` at or above `sustain_level`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from abm.activities import legacy
+
+if TYPE_CHECKING:
+    from abm.model import CommonPurposeModel
+
+STAGES = ("unaware", "engaged", "subscribed", "valuing", "acting", "common_purpose")
+STAGE_LABELS = ("Unaware", "Engaged", "Subscribed", "Valuing", "Acting", "Common purpose")
+
+
+def local_structure(model: CommonPurposeModel) -> np.ndarray:
+    """Per person, the structural alignment that bears on their acting."""
+    s = model.state
+    wards = len(model.ward_names)
+    staff_org = s.org[s.staff]
+    ward_struct_sum = np.bincount(s.ward[s.staff], weights=model.org_structure[staff_org], minlength=wards)
+    ward_staff = np.bincount(s.ward[s.staff], minlength=wards)
+    ward_struct = np.where(ward_staff > 0, ward_struct_sum / np.maximum(ward_staff, 1), 1.0)
+    w = model.config.acting.residents_structure
+    resident_struct = 1.0 - w * (1.0 - ward_struct[s.ward])
+    return np.where(s.staff, model.org_structure[np.maximum(s.org, 0)], resident_struct)
+
+
+def acting_probability(model: CommonPurposeModel) -> np.ndarray:
+    cfg = model.config.acting
+    s = model.state
+    commitment = s.vision * s.value * (0.5 + 0.5 * s.skills)
+    x = np.clip((commitment - cfg.threshold) / cfg.width, 0.0, 1.0)
+    p_conscious = x * x * (3.0 - 2.0 * x)
+    p_structure = np.clip(local_structure(model), 0.0, 1.0) ** cfg.structure_exponent
+    routine = np.where(s.staff, cfg.embedded_action * legacy(model)[np.maximum(s.org, 0)], 0.0)
+    p = 1.0 - (1.0 - p_conscious * p_structure) * (1.0 - routine)
+    keep = cfg.habit * s.acting * (p > 0)
+    return 1.0 - (1.0 - p) * (1.0 - keep)
+
+
+def decide_acting(model: CommonPurposeModel) -> None:
+    s = model.state
+    s.acting = model.rng.random(s.n) < acting_probability(model)
+
+
+def update_ladder(model: CommonPurposeModel) -> None:
+    """Sustained commitment, stage, and the week each person first reached each rung."""
+    lad = model.config.ladder
+    s = model.state
+    subscribed = s.vision >= lad.vision_threshold
+    valued = s.value >= lad.value_threshold
+    held = subscribed & valued & s.acting
+    s.sustain += (held - s.sustain) / lad.sustain_weeks
+    common = held & (s.sustain >= lad.sustain_level)
+    stage = np.zeros(s.n, dtype=np.int8)
+    stage[s.aware] = 1
+    stage[subscribed] = 2
+    stage[subscribed & valued] = 3
+    stage[s.acting] = 4
+    stage[common] = 5
+    model.stage = stage
+    week = model.week
+    for first, now in ((s.first_subscribed, subscribed), (s.first_valued, valued), (s.first_acting, s.acting)):
+        first[(first < 0) & now] = week

@@ -1,0 +1,250 @@
+"""The pilot's five core activities, paid for from a weekly effort budget.
+
+Each week the budget (effort units per 1,000 agents) is split over the activities by the
+allocation policy, each activity's share buys `share / cost` actions (a Poisson count), and
+each action touches a person, a pair or an organisation:
+
+- engagement: first awareness of the vision, a push towards it, and a new relationship;
+- insight: the pilot understands a person and their ward; influence there works better and
+  cultural misalignment narrows;
+- collaborative working: a joint project on a tie (or brokered across sectors) builds trust
+  and value and shifts the partners' structures a little;
+- collective leadership: committed senior people share power; the capacity that moves
+  structures towards the national cap;
+- embedded processes: formalising new ways in an organisation, a legacy that raises
+  structural alignment and outlasts the people who made it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from abm.config import ACTIVITIES
+from abm.state import tie_kinds
+
+if TYPE_CHECKING:
+    from abm.model import CommonPurposeModel
+
+ACTIVITY_CODE = {name: i for i, name in enumerate(ACTIVITIES)}
+
+
+def legacy(model: CommonPurposeModel) -> np.ndarray:
+    """Per organisation, the share of its ways of working that no longer depends on people."""
+    half = model.config.activities.embedding.legacy_half
+    return 1.0 - np.exp(-model.org_embedded / half)
+
+
+def culture_gate(model: CommonPurposeModel, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """How well influence lands on each person: cultural fit, offset by the pilot's insight."""
+    cfg = model.config.influence
+    s = model.state
+    base = np.clip(s.culture[idx] * model.national_culture, 0.0, 1.0) ** cfg.culture_exponent
+    q = np.maximum(s.insight[idx], model.ward_insight[s.ward[idx]])
+    return base + (1.0 - base) * cfg.insight_effect * q
+
+
+def allocation(model: CommonPurposeModel) -> dict[str, float]:
+    """Shares of this week's effort per activity (fixed, or tilted by measured misalignment)."""
+    eff = model.config.effort
+    shares = eff.shares.normalised()
+    if eff.policy == "adaptive":
+        s = model.state
+        culture_gap = 1.0 - float(np.mean(s.culture)) * model.national_culture
+        structure_gap = 1.0 - float(np.mean(model.org_structure)) / max(model.national_cap, 1e-9)
+        structure_gap = float(np.clip(structure_gap, 0.0, 1.0))
+        tilt = eff.adaptive_strength * (culture_gap - structure_gap)
+        for a in ("engagement", "insight"):
+            shares[a] *= max(0.0, 1.0 + 2.0 * tilt)
+        for a in ("collaborative", "leadership"):
+            shares[a] *= max(0.0, 1.0 - 2.0 * tilt)
+        total = sum(shares.values())
+        shares = {a: v / total if total > 0 else 0.0 for a, v in shares.items()}
+    return shares
+
+
+def _ward_weights(model: CommonPurposeModel) -> np.ndarray:
+    eff = model.config.effort
+    w = np.array([eff.ward_targeting.get(name, 1.0) for name in model.ward_names], dtype=float)
+    if eff.policy == "adaptive":
+        s = model.state
+        counts = np.maximum(np.bincount(s.ward, minlength=w.size), 1)
+        misfit = 1.0 - np.bincount(s.ward, weights=s.culture, minlength=w.size) / counts
+        w = w * ((1 - eff.adaptive_strength) + eff.adaptive_strength * 2.0 * misfit)
+    return w
+
+
+def _sample(model: CommonPurposeModel, k: int, weight: np.ndarray) -> np.ndarray:
+    """k people drawn with probability proportional to weight (with replacement)."""
+    total = weight.sum()
+    if k <= 0 or total <= 0:
+        return np.zeros(0, dtype=np.int64)
+    cum = np.cumsum(weight)
+    return np.minimum(np.searchsorted(cum, model.rng.random(k) * cum[-1], side="right"), weight.size - 1)
+
+
+def _targets(model: CommonPurposeModel, k: int, prefer_unaware: bool) -> np.ndarray:
+    s = model.state
+    w = _ward_weights(model)[s.ward]
+    if prefer_unaware:
+        w = w * np.where(s.aware, 0.3, 1.0)
+    k_staff = int(model.rng.binomial(k, model.config.effort.staff_focus)) if k else 0
+    w_staff = np.where(s.staff, w, 0.0)
+    w_res = np.where(s.staff, 0.0, w)
+    if w_res.sum() == 0:
+        k_staff = k
+    return np.concatenate([_sample(model, k_staff, w_staff), _sample(model, k - k_staff, w_res)])
+
+
+def _actions(model: CommonPurposeModel, share: float, cost: float) -> int:
+    units = model.effort_budget * model.state.n / 1000.0 * share
+    return int(model.rng.poisson(units / cost)) if units > 0 else 0
+
+
+def engagement(model: CommonPurposeModel, share: float) -> None:
+    spec = model.config.activities.engagement
+    s = model.state
+    t = _targets(model, _actions(model, share, spec.cost), prefer_unaware=True)
+    if t.size == 0:
+        return
+    s.aware[t] = True
+    s.vision[t] += spec.vision_gain * culture_gate(model, t) * (1.0 - s.vision[t])
+    s.acted_after[t] = ACTIVITY_CODE["engagement"]
+    if spec.new_ties:
+        ambassadors = np.flatnonzero(s.staff & (s.vision >= model.config.ladder.vision_threshold))
+        if ambassadors.size == 0:
+            ambassadors = np.flatnonzero(s.staff & (s.level == s.level.max()))
+        if ambassadors.size:
+            partner = ambassadors[model.rng.integers(0, ambassadors.size, t.size)]
+            model.ties.add(t, partner, model.config.network.trust.new_tie, tie_kinds(s, t, partner))
+
+
+def insight(model: CommonPurposeModel, share: float) -> None:
+    spec = model.config.activities.insight
+    s = model.state
+    t = _targets(model, _actions(model, share, spec.cost), prefer_unaware=False)
+    if t.size:
+        s.insight[t] += spec.gain * (1.0 - s.insight[t])
+        s.acted_after[t] = ACTIVITY_CODE["insight"]
+        residents = np.maximum(np.bincount(s.ward[~s.staff], minlength=len(model.ward_names)), 1)
+        touched = np.bincount(s.ward[t], minlength=len(model.ward_names))
+        model.ward_insight += spec.ward_gain * touched / residents * (1.0 - model.ward_insight)
+    # insight keeps narrowing misalignment where it is held, and fades unless renewed
+    q = np.maximum(s.insight, model.ward_insight[s.ward])
+    s.culture += spec.culture_shift * q * (1.0 - s.culture)
+    s.insight *= 1.0 - spec.decay
+    model.ward_insight *= 1.0 - spec.decay
+
+
+def _shift_structure(model: CommonPurposeModel, orgs: np.ndarray, gain: np.ndarray) -> None:
+    """Move organisations' structural alignment towards the national cap (never past it)."""
+    orgs = np.asarray(orgs)
+    ok = orgs >= 0
+    room = np.maximum(model.national_cap - model.org_structure, 0.0)
+    np.add.at(model.org_structure, orgs[ok], (gain * room[orgs])[ok] if np.ndim(gain) else gain * room[orgs[ok]])
+    np.minimum(model.org_structure, max(model.national_cap, 0.0), out=model.org_structure)
+
+
+def collaborative(model: CommonPurposeModel, share: float) -> None:
+    spec = model.config.activities.collaborative
+    s = model.state
+    k = _actions(model, share, spec.cost)
+    w = np.where(s.staff & s.aware, 0.05 + s.vision, 0.0)
+    if model.config.effort.policy == "adaptive":
+        w = w * (1.0 - model.org_structure[np.maximum(s.org, 0)] + 0.05)
+    a = _sample(model, k, w)
+    if a.size == 0:
+        return
+    brokered = model.rng.random(a.size) < spec.brokered_share
+    b, tie = model.ties.random_neighbour(a, model.rng)
+    pool = np.flatnonzero(s.staff & s.aware)
+    if brokered.any() and pool.size:
+        cand = pool[model.rng.integers(0, pool.size, int(brokered.sum()))]
+        b[brokered] = np.where(s.sector[cand] != s.sector[a[brokered]], cand, -1)
+        tie[brokered] = -1
+    ok = b >= 0
+    a, b, tie = a[ok], b[ok], tie[ok]
+    if a.size == 0:
+        return
+    new = tie < 0
+    if new.any():
+        model.ties.add(a[new], b[new], model.config.network.trust.new_tie, tie_kinds(s, a[new], b[new]))
+        tie[new] = model.ties.find(a[new], b[new])
+    tie_ok = tie >= 0
+    t = tie[tie_ok]
+    model.ties.set_trust(t, model.ties.trust[t] + spec.trust_gain * (1.0 - model.ties.trust[t]))
+    for p in (a, b):
+        s.value[p] += spec.value_gain * s.vision[p] * culture_gate(model, p) * (1.0 - s.value[p])
+        s.acted_after[p] = ACTIVITY_CODE["collaborative"]
+    commitment = s.vision[a] * s.value[a]
+    cross = s.org[a] != s.org[b]
+    _shift_structure(model, s.org[a][cross], spec.structure_gain * commitment[cross])
+    _shift_structure(model, s.org[b][cross], spec.structure_gain * (s.vision[b] * s.value[b])[cross])
+
+
+def leadership(model: CommonPurposeModel, share: float) -> None:
+    spec = model.config.activities.leadership
+    s = model.state
+    k = _actions(model, share, spec.cost)
+    senior = s.staff & (s.level >= spec.min_level) & (s.vision >= model.config.ladder.vision_threshold)
+    w = np.where(senior, s.vision * s.value, 0.0)
+    if model.config.effort.policy == "adaptive":
+        w = w * (1.0 - model.org_structure[np.maximum(s.org, 0)] + 0.05)
+    a, b = _sample(model, k, w), _sample(model, k, w)
+    if a.size == 0:
+        return
+    for p in (a, b):
+        _shift_structure(model, s.org[p], spec.structure_gain * s.vision[p] * s.value[p])
+        s.value[p] += spec.value_gain * s.vision[p] * (1.0 - s.value[p])
+        s.acted_after[p] = ACTIVITY_CODE["leadership"]
+    pair = s.org[a] != s.org[b]
+    if pair.any():
+        tie = model.ties.find(a[pair], b[pair])
+        new = tie < 0
+        model.ties.add(a[pair][new], b[pair][new], model.config.network.trust.new_tie, tie_kinds(s, a[pair][new], b[pair][new]))
+        old = tie[~new]
+        model.ties.set_trust(old, model.ties.trust[old] + 0.1 * (1.0 - model.ties.trust[old]))
+
+
+def embedding(model: CommonPurposeModel, share: float) -> None:
+    spec = model.config.activities.embedding
+    s = model.state
+    k = _actions(model, share, spec.cost)
+    if k == 0 or model.org_embedded.size == 0:
+        return
+    lad = model.config.ladder
+    committed = s.staff & (s.vision >= lad.vision_threshold) & (s.value >= lad.value_threshold)
+    n_org = model.org_embedded.size
+    size = np.maximum(np.bincount(s.org[s.staff], minlength=n_org), 1)
+    n_committed = np.bincount(s.org[committed], minlength=n_org)
+    w = n_committed.astype(float)
+    if model.config.effort.policy == "adaptive":
+        w = w * (1.0 - model.org_structure + 0.05)
+    orgs = _sample(model, k, w)
+    if orgs.size == 0:
+        return
+    success = model.rng.random(orgs.size) < spec.success * n_committed[orgs] / size[orgs]
+    done = orgs[success]
+    np.add.at(model.org_embedded, done, 1.0)
+    _shift_structure(model, done, spec.structure_gain)
+
+
+ACTIVITY_FUNCS = {
+    "engagement": engagement,
+    "insight": insight,
+    "collaborative": collaborative,
+    "leadership": leadership,
+    "embedding": embedding,
+}
+
+
+def run_activities(model: CommonPurposeModel) -> None:
+    """Spend this week's effort: allocate, then run each enabled activity in a fixed order."""
+    shares = allocation(model)
+    model.last_allocation = shares
+    for name in ACTIVITIES:
+        if getattr(model.config.activities, name).enabled:
+            ACTIVITY_FUNCS[name](model, shares[name])
+    np.clip(model.state.vision, 0.0, 1.0, out=model.state.vision)
+    np.clip(model.state.value, 0.0, 1.0, out=model.state.value)

@@ -1,0 +1,613 @@
+"""Scenario configuration: a pydantic schema, YAML loading, `extends`, and `--set` overrides.
+
+Every number the model uses lives here, with its default, its allowed range and a one-line
+meaning. Defaults that are assumptions rather than published facts say so.
+
+Example:
+    >>> cfg = load_config("south_tees", overrides=["effort.budget=30"])
+    >>> cfg.effort.budget
+    30.0
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+#: Where the shipped scenario files live (a preset name resolves here).
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+ACTIVITIES = ("engagement", "insight", "collaborative", "leadership", "embedding")
+PA_CLASSES = ("inactive", "fairly_active", "active")
+#: Largest population the schema accepts (about 8 GB of state at the bench's degree).
+MAX_AGENTS = 2_000_000
+
+Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+NonNeg = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased as one line for the user."""
+
+
+class Strict(BaseModel):
+    """Base for every section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --- who is in the system -------------------------------------------------------------------
+
+
+class RoleSpec(Strict):
+    """One role (GP, housing officer, resident, ...). New roles need no code changes."""
+
+    staff: bool = Field(True, description="works in an organisation (False: a resident)")
+    level: int = Field(1, ge=0, le=5, description="hierarchy: 0 resident, 1 frontline, 2 manager, 3 leader")
+    influence: Annotated[float, Field(ge=0.0, le=10.0)] = Field(1.0, description="weight as a source of influence")
+    susceptibility: Unit = Field(0.5, description="how readily this role is influenced by others")
+    skills: Unit = Field(0.5, description="mean skills for acting on the vision")
+    initial_vision: Unit = Field(0.05, description="mean vision at week 0")
+    initial_value: Unit = Field(0.05, description="mean value at week 0")
+    initial_aware: Unit = Field(0.05, description="share aware of the vision at week 0")
+    resident_contact: NonNeg = Field(0.0, description="weight of this role's action on residents' activity")
+
+
+class ActivityMix(Strict):
+    """Shares of people in the Active Lives classes (must sum to 1)."""
+
+    inactive: Unit
+    fairly_active: Unit
+    active: Unit
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> ActivityMix:
+        total = self.inactive + self.fairly_active + self.active
+        if abs(total - 1.0) > 1e-3:
+            raise ValueError(f"inactive + fairly_active + active must sum to 1 (got {total:.4f})")
+        return self
+
+
+class WardSpec(Strict):
+    """A place: one of the four target wards or the rest of South Tees."""
+
+    label: str = ""
+    share: Positive = Field(description="share of residents living here (normalised over wards)")
+    target: bool = Field(False, description="one of the pilot's target wards")
+    cultural_alignment: Unit = Field(0.5, description="how far local ideas and beliefs fit the vision")
+    deprivation_decile: Annotated[float, Field(ge=1.0, le=10.0)] = Field(5.0, description="mean IMD decile")
+    activity: ActivityMix
+
+
+class OrganisationSpec(Strict):
+    """A type of organisation, instantiated `count` times (times `population.staff_scale`)."""
+
+    sector: str
+    count: int = Field(1, ge=0, le=100_000)
+    staff: dict[str, Annotated[int, Field(ge=0, le=100_000)]]
+    structural_alignment: Unit = Field(0.3, description="fit of processes and hierarchy to the new ways")
+    cultural_alignment: Unit = Field(0.5)
+    embedded_processes: NonNeg = Field(0.0, description="processes already embedded at week 0")
+    wards: list[str] | Literal["all"] = Field("all", description="wards served (organisations spread over them)")
+    serves_residents: bool = Field(True, description="frontline staff have ties to residents")
+    initial_vision: Unit | None = Field(None, description="overrides the roles' initial vision for its staff")
+    initial_value: Unit | None = Field(None, description="overrides the roles' initial value for its staff")
+    initial_aware: Unit | None = Field(None, description="overrides the roles' initial awareness")
+
+
+class CommunitySpec(Strict):
+    """A community of interest (prehabilitation, type 2 diabetes, weight loss, clinical pathway)."""
+
+    label: str = ""
+    members: Literal["residents", "staff"] = "residents"
+    share: Unit = Field(0.0, description="share of residents (members=residents) in this community")
+    roles: list[str] = Field(default_factory=list, description="staff roles in it (members=staff)")
+    linked_sector: str | None = Field(None, description="sector whose staff serve this community")
+    links: NonNeg = Field(1.0, description="ties per member to staff of the linked sector")
+
+
+class PopulationSpec(Strict):
+    residents: int = Field(1800, ge=0, le=MAX_AGENTS)
+    staff_scale: Positive = Field(1.0, le=10_000, description="multiplies every organisation count")
+    age_bands: dict[str, Unit] = Field(
+        default_factory=lambda: {"16-34": 0.31, "35-54": 0.32, "55-74": 0.26, "75+": 0.11},
+        description="assumption: shares of adult residents by age band",
+    )
+
+
+class TrustSpec(Strict):
+    within_organisation: Unit = 0.6
+    cross_sector: Unit = 0.3
+    professional_resident: Unit = 0.4
+    resident_resident: Unit = 0.5
+    new_tie: Unit = Field(0.3, description="trust of a tie started by engagement or brokering")
+    noise: Unit = Field(0.1, description="spread of initial trust around the kind's mean")
+
+
+class NetworkSpec(Strict):
+    generator: Literal["south_tees"] = "south_tees"
+    within_org_degree: NonNeg = Field(6.0, le=1000)
+    hierarchy: bool = Field(True, description="each person tied to someone one level up")
+    cross_sector_degree: NonNeg = Field(1.5, le=1000, description="ties per staff member to other sectors")
+    frontline_resident_degree: NonNeg = Field(8.0, le=10_000, description="resident ties per frontline worker")
+    resident_degree: int = Field(6, ge=0, le=1000, description="ring-lattice degree among residents of a ward")
+    resident_rewire: Unit = Field(0.1, description="share of resident ties rewired at random (small world)")
+    cross_ward_share: Unit = Field(0.05, description="share of rewired resident ties that leave the ward")
+    community_degree: NonNeg = Field(2.0, le=1000, description="ties per member within a community of interest")
+    trust: TrustSpec = Field(default_factory=TrustSpec)
+
+
+# --- what the pilot does ------------------------------------------------------------------------
+
+
+class Shares(Strict):
+    engagement: NonNeg = 0.3
+    insight: NonNeg = 0.2
+    collaborative: NonNeg = 0.2
+    leadership: NonNeg = 0.15
+    embedding: NonNeg = 0.15
+
+    def normalised(self) -> dict[str, float]:
+        raw = {a: getattr(self, a) for a in ACTIVITIES}
+        total = sum(raw.values())
+        return {a: (v / total if total > 0 else 0.0) for a, v in raw.items()}
+
+
+class EffortSpec(Strict):
+    budget: NonNeg = Field(40.0, le=1e6, description="effort units per week per 1,000 agents")
+    policy: Literal["fixed", "adaptive"] = "fixed"
+    shares: Shares = Field(default_factory=Shares)
+    adaptive_strength: Unit = Field(0.7, description="adaptive: weight given to measured misalignment")
+    ward_targeting: dict[str, NonNeg] = Field(
+        default_factory=dict, description="weights of engagement and insight effort by ward (default 1)"
+    )
+    staff_focus: Unit = Field(0.5, description="share of engagement and insight aimed at staff")
+
+
+class EngagementSpec(Strict):
+    enabled: bool = True
+    cost: Positive = 1.0
+    vision_gain: Unit = Field(0.3, description="move towards full vision on first contacts")
+    new_ties: bool = Field(True, description="engagement starts a relationship (a new tie)")
+
+
+class InsightSpec(Strict):
+    enabled: bool = True
+    cost: Positive = 2.0
+    gain: Unit = Field(0.5, description="rise in the pilot's insight into a person per contact")
+    ward_gain: NonNeg = Field(2.0, description="rise in ward insight per contact, times contacts/residents")
+    culture_shift: Unit = Field(0.01, description="weekly narrowing of cultural misalignment at full insight")
+    decay: Unit = Field(0.01, description="weekly fading of insight that is not renewed")
+
+
+class CollaborativeSpec(Strict):
+    enabled: bool = True
+    cost: Positive = 2.0
+    trust_gain: Unit = 0.15
+    value_gain: Unit = 0.1
+    brokered_share: Unit = Field(0.3, description="share of projects brokered across sectors")
+    structure_gain: Unit = Field(0.01, description="structural shift per project in each partner organisation")
+
+
+class LeadershipSpec(Strict):
+    enabled: bool = True
+    cost: Positive = 3.0
+    structure_gain: Unit = Field(0.03, description="structural shift per session towards the national cap")
+    value_gain: Unit = 0.05
+    min_level: int = Field(2, ge=0, le=5, description="lowest hierarchy level that takes part")
+
+
+class EmbeddingSpec(Strict):
+    enabled: bool = True
+    cost: Positive = 8.0
+    success: Unit = Field(0.5, description="chance an attempt embeds a process, at full commitment")
+    structure_gain: Unit = Field(0.03, description="structural shift per embedded process")
+    legacy_half: Positive = Field(3.0, description="embedded processes that keep 63% of legacy")
+
+
+class ActivitiesSpec(Strict):
+    engagement: EngagementSpec = Field(default_factory=EngagementSpec)
+    insight: InsightSpec = Field(default_factory=InsightSpec)
+    collaborative: CollaborativeSpec = Field(default_factory=CollaborativeSpec)
+    leadership: LeadershipSpec = Field(default_factory=LeadershipSpec)
+    embedding: EmbeddingSpec = Field(default_factory=EmbeddingSpec)
+
+
+# --- how people change --------------------------------------------------------------------------
+
+
+class InfluenceSpec(Strict):
+    enabled: bool = True
+    rule: Literal["averaging", "threshold"] = "averaging"
+    rate: Unit = Field(0.08, description="averaging: weekly step towards neighbours' weighted mean")
+    decline: Unit = Field(0.3, description="speed of moving down towards sceptics, relative to up")
+    threshold: Unit = Field(0.25, description="threshold: weighted share of holders needed")
+    jump: Unit = Field(0.5, description="threshold: move towards 1 when the threshold is met")
+    culture_exponent: Positive = Field(1.0, le=10, description="how sharply culture gates influence")
+    insight_effect: Unit = Field(0.7, description="how far insight offsets cultural misalignment")
+
+
+class FeedbackSpec(Strict):
+    enabled: bool = True
+    action: Unit = Field(0.04, description="weekly value gain from neighbours' visible action")
+    results: Unit = Field(0.05, description="weekly value gain from falling inactivity (results)")
+    doing: Unit = Field(0.02, description="weekly value gain from one's own acting")
+
+
+class ActingSpec(Strict):
+    enabled: bool = True
+    threshold: Unit = Field(0.25, description="commitment (vision x value x skill) where acting starts")
+    width: Positive = Field(0.2, le=1, description="commitment range over which acting becomes likely")
+    structure_exponent: NonNeg = Field(1.5, le=10, description="how hard misaligned structures block")
+    habit: Unit = Field(0.6, description="chance of carrying on acting from last week")
+    embedded_action: Unit = Field(0.4, description="routine action that fully embedded processes produce")
+    residents_structure: Unit = Field(0.7, description="weight of local structures for residents' acting")
+
+
+class LadderSpec(Strict):
+    vision_threshold: Unit = Field(0.5, description="vision at or above which a person subscribes")
+    value_threshold: Unit = Field(0.5, description="value at or above which a person values the vision")
+    aware_threshold: Unit = Field(0.02, description="vision at which someone has heard of it")
+    sustain_weeks: Positive = Field(12.0, le=520, description="time constant of 'sustained' (weeks)")
+    sustain_level: Unit = Field(0.7, description="sustained share of recent weeks for common purpose")
+
+
+class TurnoverSpec(Strict):
+    enabled: bool = True
+    annual_rate: Unit = Field(0.12, description="assumption: share of staff leaving per year")
+    tie_loss: Unit = Field(0.8, description="share of a leaver's outside ties lost with no legacy")
+    protect_roles: list[str] = Field(default_factory=list, description="roles that never leave")
+
+
+class ResidentsSpec(Strict):
+    enabled: bool = True
+    relapse_fairly: Unit = Field(0.02, description="weekly chance fairly active -> inactive")
+    relapse_active: Unit = Field(0.006, description="weekly chance active -> fairly active")
+    professional_effect: Unit = Field(0.02, description="extra weekly chance of moving up, full exposure")
+    protection: Unit = Field(0.5, description="cut in relapse at full exposure")
+    peer_effect: NonNeg = Field(1.0, le=10, description="amplification by acting neighbours")
+    culture_weight: Unit = Field(0.5, description="how far ward culture gates the professional effect")
+
+
+class NationalSpec(Strict):
+    structural_cap: Unit = Field(0.7, description="national frameworks cap local structural alignment")
+    cultural_alignment: Unit = Field(1.0, description="national culture multiplies local culture")
+
+
+# --- scenario events ----------------------------------------------------------------------------
+
+
+class EventBase(Strict):
+    week: int = Field(ge=1, le=100_000)
+
+
+class NationalPolicyChange(EventBase):
+    type: Literal["national_policy_change"]
+    structural_cap: Unit | None = None
+    cultural_alignment: Unit | None = None
+
+
+class FundingCut(EventBase):
+    type: Literal["funding_cut"]
+    factor: Unit = Field(description="the budget is multiplied by this")
+
+
+class LeaderLeaves(EventBase):
+    type: Literal["leader_leaves"]
+    count: int = Field(1, ge=1, le=100_000)
+    role: str = "leader"
+    who: Literal["most_connected", "random"] = "most_connected"
+
+
+class PartnerJoins(EventBase):
+    type: Literal["partner_joins"]
+    name: str
+    sector: str
+    staff: dict[str, Annotated[int, Field(ge=0, le=100_000)]]
+    structural_alignment: Unit = 0.5
+    cultural_alignment: Unit = 0.6
+    wards: list[str] | Literal["all"] = "all"
+    ties_per_staff: NonNeg = Field(4.0, le=1000)
+
+
+Event = Annotated[
+    NationalPolicyChange | FundingCut | LeaderLeaves | PartnerJoins, Field(discriminator="type")
+]
+
+
+class OutputSpec(Strict):
+    groups: list[Literal["role", "ward", "community", "organisation"]] = Field(
+        default_factory=lambda: ["role", "ward", "community", "organisation"]
+    )
+    first_passage: bool = Field(True, description="record the week each person first subscribes, values, acts")
+
+
+# --- the whole scenario ---------------------------------------------------------------------------
+
+
+class Config(Strict):
+    """A complete, validated scenario."""
+
+    name: str = "scenario"
+    description: str = ""
+    steps: int = Field(208, ge=1, le=100_000, description="weeks to simulate")
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    roles: dict[str, RoleSpec]
+    wards: dict[str, WardSpec]
+    organisations: dict[str, OrganisationSpec]
+    communities: dict[str, CommunitySpec] = Field(default_factory=dict)
+    population: PopulationSpec = Field(default_factory=PopulationSpec)
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    effort: EffortSpec = Field(default_factory=EffortSpec)
+    activities: ActivitiesSpec = Field(default_factory=ActivitiesSpec)
+    influence: InfluenceSpec = Field(default_factory=InfluenceSpec)
+    feedback: FeedbackSpec = Field(default_factory=FeedbackSpec)
+    acting: ActingSpec = Field(default_factory=ActingSpec)
+    ladder: LadderSpec = Field(default_factory=LadderSpec)
+    turnover: TurnoverSpec = Field(default_factory=TurnoverSpec)
+    residents_activity: ResidentsSpec = Field(default_factory=ResidentsSpec)
+    national: NationalSpec = Field(default_factory=NationalSpec)
+    events: list[Event] = Field(default_factory=list)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Config:
+        residents = [r for r, spec in self.roles.items() if not spec.staff]
+        if len(residents) != 1:
+            raise ValueError(f"exactly one role must have staff: false (found {residents or 'none'})")
+        staff_roles = {r for r, spec in self.roles.items() if spec.staff}
+        if not self.wards:
+            raise ValueError("at least one ward is needed")
+
+        def check_roles(where: str, names: list[str] | dict[str, int]) -> None:
+            for role in names:
+                if role not in staff_roles:
+                    raise ValueError(f"{where}: unknown staff role '{role}' (allowed: {sorted(staff_roles)})")
+
+        def check_wards(where: str, wards: list[str] | str) -> None:
+            if wards != "all":
+                for ward in wards:
+                    if ward not in self.wards:
+                        raise ValueError(f"{where}: unknown ward '{ward}' (allowed: {sorted(self.wards)})")
+
+        for name, org in self.organisations.items():
+            check_roles(f"organisations.{name}.staff", org.staff)
+            check_wards(f"organisations.{name}.wards", org.wards)
+        for name, com in self.communities.items():
+            check_roles(f"communities.{name}.roles", com.roles)
+        for key in self.effort.ward_targeting:
+            if key not in self.wards:
+                raise ValueError(f"effort.ward_targeting: unknown ward '{key}' (allowed: {sorted(self.wards)})")
+        for role in self.turnover.protect_roles:
+            check_roles("turnover.protect_roles", [role])
+        for i, event in enumerate(self.events):
+            if isinstance(event, PartnerJoins):
+                check_roles(f"events.{i}.staff", event.staff)
+                check_wards(f"events.{i}.wards", event.wards)
+            if isinstance(event, LeaderLeaves):
+                check_roles(f"events.{i}.role", [event.role])
+        share = sum(c.share for c in self.communities.values() if c.members == "residents")
+        if share > 1.0 + 1e-9:
+            raise ValueError(f"communities: resident shares sum to {share:.3f}, more than 1")
+        if self.agent_count() > MAX_AGENTS:
+            raise ValueError(
+                f"the population would be {self.agent_count():,} agents, more than the {MAX_AGENTS:,} allowed"
+            )
+        return self
+
+    @property
+    def resident_role(self) -> str:
+        return next(r for r, spec in self.roles.items() if not spec.staff)
+
+    def organisation_count(self, name: str) -> int:
+        """Instances of an organisation type after `population.staff_scale`."""
+        org = self.organisations[name]
+        if org.count == 0:
+            return 0
+        return max(1, round(org.count * self.population.staff_scale))
+
+    def agent_count(self) -> int:
+        staff = sum(self.organisation_count(n) * sum(o.staff.values()) for n, o in self.organisations.items())
+        return staff + self.population.residents
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def digest(self) -> str:
+        """A stable hash of the resolved configuration (seed excluded)."""
+        data = self.to_dict()
+        data.pop("seed", None)
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def resolve_path(name: str | Path) -> Path:
+    """A config path, or the name of a shipped preset (`south_tees`, `patterns/p6_legacy`)."""
+    path = Path(name)
+    if path.exists():
+        return path
+    for candidate in (CONFIG_DIR / path, CONFIG_DIR / f"{path}.yaml"):
+        if candidate.is_file():
+            return candidate
+    return path
+
+
+def presets() -> list[str]:
+    """Names of the shipped scenario files, e.g. `south_tees`, `patterns/p1_sequence`."""
+    return sorted(
+        str(p.relative_to(CONFIG_DIR).with_suffix(""))
+        for p in CONFIG_DIR.rglob("*.yaml")
+        if "sweeps" not in p.parts and "docking" not in p.parts
+    )
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found (give a YAML path or a preset: {', '.join(presets())})")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a YAML file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as UTF-8 text ({exc.__class__.__name__})") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: is a binary file, not YAML")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping of keys to values, not {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Merge `top` into `base`: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: 'extends' forms a loop")
+    data = _read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: 'extends' must be a file name, got {parent!r}")
+    parent_path = (path.parent / parent) if (path.parent / parent).exists() else resolve_path(parent)
+    return deep_merge(_load_raw(parent_path, (*seen, path)), data)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split `dotted.key=value`; the value is read as YAML (numbers, booleans, lists)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected dotted.key=value, e.g. effort.budget=30")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".")]
+    if not key.strip() or any(not p for p in parts):
+        raise ConfigError(f"--set {text!r}: the key is empty or has an empty part")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
+    """Apply `--set` style overrides (a list of `k=v` strings or a {dotted: value} mapping)."""
+    items = (
+        [parse_override(o) for o in overrides]
+        if isinstance(overrides, list)
+        else [(k.split("."), v) for k, v in overrides.items()]
+    )
+    data = json.loads(json.dumps(data, default=str))  # a deep copy that is plain data
+    for parts, value in items:
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"--set {'.'.join(parts)}: no list item '{part}'")
+                node = node[int(part)]
+                continue
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, (dict, list)):
+                raise ConfigError(f"--set {'.'.join(parts)}: '{'.'.join(parts[: i + 1])}' is a value, not a section")
+            node = nxt
+        if isinstance(node, list):
+            raise ConfigError(f"--set {'.'.join(parts)}: cannot set inside a list this way")
+        node[parts[-1]] = value
+    return data
+
+
+def _format_error(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+    loc = loc.replace(".national_policy_change", "").replace(".funding_cut", "")
+    loc = loc.replace(".leader_leaves", "").replace(".partner_joins", "")
+    msg = err["msg"].removeprefix("Value error, ")
+    value = err.get("input")
+    if err["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{loc}' (check the spelling; see the config reference in README.md)"
+    if err["type"] == "missing":
+        return f"{source}: missing required key '{loc}'"
+    shown = "" if isinstance(value, dict) or value is None else f" = {value!r}"
+    where = f"'{loc}'{shown}: " if loc else ""
+    extra = f" ({len(exc.errors()) - 1} more problem(s) after fixing this one)" if len(exc.errors()) > 1 else ""
+    return f"{source}: {where}{msg}{extra}"
+
+
+def _reject_non_finite(data: Any, path: str = "") -> None:
+    if isinstance(data, float) and not math.isfinite(data):
+        raise ConfigError(f"'{path}' = {data}: must be a finite number")
+    if isinstance(data, dict):
+        for k, v in data.items():
+            _reject_non_finite(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            _reject_non_finite(v, f"{path}.{i}")
+
+
+def validate(data: dict[str, Any], source: str = "config") -> Config:
+    """Validate plain data into a Config, raising ConfigError with one readable line."""
+    try:
+        _reject_non_finite(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, source)) from None
+
+
+def load_config(
+    source: str | Path | dict[str, Any] | Config | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+) -> Config:
+    """Load a scenario: a path, a preset name, a mapping or a Config; then apply overrides.
+
+    Args:
+        source: YAML path or preset name (default: `south_tees`), or already-parsed data.
+        overrides: `["effort.budget=30"]` or `{"effort.budget": 30}`.
+
+    Raises:
+        ConfigError: one line naming the file, key, value and what is allowed.
+    """
+    if isinstance(source, Config):
+        data, label = source.to_dict(), "config"
+    elif isinstance(source, dict):
+        data, label = source, "config"
+    else:
+        path = resolve_path(source if source is not None else "south_tees")
+        data, label = _load_raw(path), str(source if source is not None else path)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return validate(data, label)

@@ -1,0 +1,158 @@
+"""Scenario events that fire at the start of a given week.
+
+- national_policy_change: a new national structural cap and/or national cultural alignment
+  (tightening clips local alignment at once; relaxing lets it grow again);
+- funding_cut: the effort budget is multiplied by `factor`;
+- leader_leaves: the best connected (or a random) holder of a role leaves and is replaced;
+- partner_joins: a new organisation with its staff joins, tied into the system.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from abm.config import FundingCut, LeaderLeaves, NationalPolicyChange, PartnerJoins
+from abm.network import dedupe
+from abm.state import State, tie_kinds
+from abm.turnover import replace_people
+
+if TYPE_CHECKING:
+    from abm.model import CommonPurposeModel
+
+
+def fire_events(model: CommonPurposeModel) -> None:
+    for event in model.config.events:
+        if event.week == model.week:
+            text = apply_event(model, event)
+            model.log_event(text)
+
+
+def apply_event(model: CommonPurposeModel, event) -> str:
+    """Apply one event now (also used by the app's buttons); returns a plain-language line."""
+    if isinstance(event, NationalPolicyChange):
+        parts = []
+        if event.structural_cap is not None:
+            model.national_cap = event.structural_cap
+            np.minimum(model.org_structure, model.national_cap, out=model.org_structure)
+            parts.append(f"national structural cap now {event.structural_cap:.2f}")
+        if event.cultural_alignment is not None:
+            model.national_culture = event.cultural_alignment
+            parts.append(f"national cultural alignment now {event.cultural_alignment:.2f}")
+        return "National policy change: " + (", ".join(parts) or "no change")
+    if isinstance(event, FundingCut):
+        model.effort_budget *= event.factor
+        return f"Funding cut: effort budget x{event.factor:.2f}, now {model.effort_budget:.1f} per 1,000 agents a week"
+    if isinstance(event, LeaderLeaves):
+        return _leader_leaves(model, event)
+    if isinstance(event, PartnerJoins):
+        return _partner_joins(model, event)
+    raise TypeError(f"unknown event {event!r}")
+
+
+def _leader_leaves(model: CommonPurposeModel, event: LeaderLeaves) -> str:
+    s = model.state
+    holders = np.flatnonzero(s.role == model.role_names.index(event.role))
+    if holders.size == 0:
+        return f"No {event.role} to leave"
+    if event.who == "most_connected":
+        order = holders[np.argsort(-model.ties.degree()[holders], kind="stable")]
+    else:
+        order = model.rng.permutation(holders)
+    leaving = order[: event.count]
+    replace_people(model, leaving)
+    return f"{len(leaving)} {event.role.replace('_', ' ')}(s) left; their posts were refilled by newcomers"
+
+
+def _partner_joins(model: CommonPurposeModel, event: PartnerJoins) -> str:
+    cfg = model.config
+    s = model.state
+    rng = model.rng
+    roles = np.concatenate([np.full(k, model.role_names.index(r)) for r, k in event.staff.items()] or [[]]).astype(
+        np.int16
+    )
+    k = roles.size
+    if k == 0:
+        return f"{event.name} joined with no staff"
+    if event.sector not in model.sector_names:
+        model.sector_names.append(event.sector)  # appended, so existing codes stay valid
+    sector = model.sector_names.index(event.sector)
+    o = model.org_structure.size
+    model.org_names.append(event.name)
+    model.org_type.append(event.name)
+    model.org_sector = np.append(model.org_sector, sector)
+    model.org_ward = np.append(model.org_ward, -1)
+    start = min(event.structural_alignment, model.national_cap)
+    model.org_structure = np.append(model.org_structure, start)
+    model.org_structure_start = np.append(model.org_structure_start, start)
+    model.org_embedded = np.append(model.org_embedded, 0.0)
+    served = model.ward_names if event.wards == "all" else list(event.wards)
+    ward = np.array([model.ward_names.index(served[j % len(served)]) for j in range(k)], dtype=np.int16)
+    ward_culture = np.array([w.cultural_alignment for w in cfg.wards.values()])
+    level = np.array([cfg.roles[r].level for r in model.role_names], dtype=np.int8)[roles]
+    init = model.role_initial
+    aware = rng.random(k) < init["aware"][roles]
+    community = np.full(k, -1, dtype=np.int16)
+    for c, spec in enumerate(cfg.communities.values()):
+        if spec.members == "staff":
+            community[np.isin(roles, [model.role_names.index(r) for r in spec.roles])] = c
+    new = State(
+        role=roles,
+        org=np.full(k, o, dtype=np.int32),
+        ward=ward,
+        community=community,
+        sector=np.full(k, sector, dtype=np.int16),
+        level=level,
+        staff=np.ones(k, dtype=bool),
+        age_band=np.full(k, -1, dtype=np.int8),
+        deprivation=np.full(k, 5, dtype=np.int8),
+        skills=np.clip(init["skills"][roles] + rng.normal(0, 0.1, k), 0, 1),
+        culture=np.clip(0.5 * event.cultural_alignment + 0.5 * ward_culture[ward] + rng.normal(0, 0.1, k), 0, 1),
+        influence=init["influence"][roles],
+        susceptibility=init["susceptibility"][roles],
+        resident_contact=init["resident_contact"][roles],
+        aware=aware,
+        vision=np.where(aware, init["vision"][roles], 0.0),
+        value=np.where(aware, init["value"][roles], 0.0),
+        acting=np.zeros(k, dtype=bool),
+        sustain=np.zeros(k),
+        insight=np.zeros(k),
+        pa_class=np.full(k, -1, dtype=np.int8),
+        first_subscribed=np.full(k, -1, dtype=np.int32),
+        first_valued=np.full(k, -1, dtype=np.int32),
+        first_acting=np.full(k, -1, dtype=np.int32),
+        acted_after=np.full(k, -1, dtype=np.int8),
+        replaced=np.zeros(k, dtype=np.int32),
+    )
+    first = s.n
+    s.append(new)
+    model.stage = np.concatenate([model.stage, np.where(aware, 1, 0).astype(np.int8)])
+    model.ties.grow(s.n)
+    ids = np.arange(first, s.n)
+    # colleagues, partners in other sectors, and residents of the wards served
+    per = int(round(event.ties_per_staff))
+    src = np.repeat(ids, max(min(k - 1, 4), 0))
+    u, v = [src], [first + rng.integers(0, k, src.size)]
+    others = np.flatnonzero(s.staff[:first] & (s.sector[:first] != sector))
+    if others.size and per:
+        src = np.repeat(ids, per)
+        u.append(src)
+        v.append(others[rng.integers(0, others.size, src.size)])
+    front = ids[level == 1]
+    residents = np.flatnonzero(~s.staff)
+    if front.size and residents.size:
+        m = int(round(cfg.network.frontline_resident_degree))
+        src = np.repeat(front, m)
+        pool_by_ward = [residents[s.ward[residents] == w] for w in range(len(model.ward_names))]
+        dst = np.empty(src.size, dtype=np.int64)
+        for w in np.unique(s.ward[src]):
+            pool = pool_by_ward[w] if pool_by_ward[w].size else residents
+            pick = s.ward[src] == w
+            dst[pick] = pool[rng.integers(0, pool.size, int(pick.sum()))]
+        u.append(src)
+        v.append(dst)
+    a, b = dedupe(np.concatenate(u), np.concatenate(v), s.n)
+    model.ties.add(a, b, cfg.network.trust.new_tie, tie_kinds(s, a, b))
+    model.add_agents(ids)
+    return f"{event.name} ({event.sector}) joined with {k} staff"

@@ -1,0 +1,180 @@
+"""What a run reports: one row per week for the system, and a long table by group.
+
+Model columns (one row per week, week 0 = the starting state): see `MODEL_COLUMNS`.
+Group table (long): step, group_kind (role, ward, community, organisation), group (the name
+used in the config), metric, value. Group metrics: see `GROUP_METRICS`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from abm.acting import STAGES, local_structure
+
+if TYPE_CHECKING:
+    from abm.model import CommonPurposeModel
+
+MODEL_COLUMNS = (
+    "step",
+    "mean_vision",
+    "mean_value",
+    "aware_share",
+    "subscribed_share",
+    "valuing_share",
+    "acting_share",
+    "common_purpose_share",
+    "staff_common_purpose_share",
+    "resident_common_purpose_share",
+    "acting_low_vision_share",
+    "embedded_processes",
+    "structural_alignment",
+    "cultural_alignment",
+    "inactive_share",
+    "fairly_active_share",
+    "active_share",
+    "target_inactive_share",
+    "ties",
+    "effort_budget",
+    "national_cap",
+    *(f"stage_{s}" for s in STAGES),
+)
+GROUP_METRICS = (
+    "count",
+    "mean_vision",
+    "mean_value",
+    "acting_share",
+    "common_purpose_share",
+    "inactive_share",
+    "structural_alignment",
+    "embedded_processes",
+)
+
+
+def model_metrics(model: CommonPurposeModel) -> dict[str, float]:
+    """This week's system-level figures."""
+    s = model.state
+    lad = model.config.ladder
+    n = max(s.n, 1)
+    subscribed = s.vision >= lad.vision_threshold
+    valued = s.value >= lad.value_threshold
+    cp = model.stage == 5
+    res = ~s.staff
+    n_res = max(int(res.sum()), 1)
+    n_staff = max(int(s.staff.sum()), 1)
+    pa = s.pa_class[res]
+    target_res = res & model.ward_target[s.ward]
+    n_acting = int(s.acting.sum())
+    staff_org = s.org[s.staff]
+    row = {
+        "step": model.week,
+        "mean_vision": float(s.vision.mean()),
+        "mean_value": float(s.value.mean()),
+        "aware_share": float(s.aware.sum() / n),
+        "subscribed_share": float(subscribed.sum() / n),
+        "valuing_share": float((subscribed & valued).sum() / n),
+        "acting_share": n_acting / n,
+        "common_purpose_share": float(cp.sum() / n),
+        "staff_common_purpose_share": float((cp & s.staff).sum() / n_staff),
+        "resident_common_purpose_share": float((cp & res).sum() / n_res),
+        "acting_low_vision_share": float((s.acting & ~subscribed).sum() / n_acting) if n_acting else 0.0,
+        "embedded_processes": float(model.org_embedded.sum()),
+        "structural_alignment": float(model.org_structure[staff_org].mean()) if staff_org.size else 0.0,
+        "cultural_alignment": float(s.culture.mean()),
+        "inactive_share": float((pa == 0).sum() / n_res),
+        "fairly_active_share": float((pa == 1).sum() / n_res),
+        "active_share": float((pa == 2).sum() / n_res),
+        "target_inactive_share": float((s.pa_class[target_res] == 0).sum() / max(int(target_res.sum()), 1)),
+        "ties": float(model.ties.count),
+        "effort_budget": float(model.effort_budget),
+        "national_cap": float(model.national_cap),
+    }
+    counts = np.bincount(model.stage, minlength=len(STAGES))
+    for name, c in zip(STAGES, counts, strict=True):
+        row[f"stage_{name}"] = float(c)
+    return row
+
+
+def _group_block(model: CommonPurposeModel, codes: np.ndarray, k: int) -> np.ndarray:
+    """Rows: groups; columns: GROUP_METRICS. Codes < 0 are left out."""
+    s = model.state
+    ok = codes >= 0
+    c = codes[ok].astype(np.int64)
+
+    def total(weights: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(c, weights=None if weights is None else weights[ok], minlength=k)[:k]
+
+    count = total()
+    denom = np.maximum(count, 1)
+    res = (~s.staff).astype(float)
+    n_res = total(res)
+    staff = s.staff.astype(float)
+    n_staff = total(staff)
+    struct = np.where(s.staff, local_structure(model), 0.0)
+    embedded = np.where(s.staff, model.org_embedded[np.maximum(s.org, 0)], 0.0)
+    block = np.column_stack(
+        [
+            count,
+            total(s.vision) / denom,
+            total(s.value) / denom,
+            total(s.acting.astype(float)) / denom,
+            total((model.stage == 5).astype(float)) / denom,
+            np.where(n_res > 0, total(res * (s.pa_class == 0)) / np.maximum(n_res, 1), np.nan),
+            np.where(n_staff > 0, total(struct) / np.maximum(n_staff, 1), np.nan),
+            np.where(n_staff > 0, total(embedded) / np.maximum(n_staff, 1), np.nan),
+        ]
+    )
+    return block
+
+
+class Recorder:
+    """Collects the weekly rows in memory (small: one row per week, a block per group kind)."""
+
+    def __init__(self, model: CommonPurposeModel):
+        self.rows: list[dict[str, float]] = []
+        self.blocks: dict[str, list[tuple[int, np.ndarray, list[str]]]] = {k: [] for k in model.config.output.groups}
+
+    def record(self, model: CommonPurposeModel) -> dict[str, float]:
+        row = model_metrics(model)
+        self.rows.append(row)
+        s = model.state
+        sources = {
+            "role": (s.role, model.role_names),
+            "ward": (s.ward, model.ward_names),
+            "community": (s.community, model.community_names),
+            "organisation": (s.org, model.org_names),
+        }
+        for kind, blocks in self.blocks.items():
+            codes, names = sources[kind]
+            if names:
+                blocks.append((model.week, _group_block(model, codes, len(names)), list(names)))
+        return row
+
+    def model_frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.rows, columns=list(MODEL_COLUMNS))
+        df["step"] = df["step"].astype("int64")
+        return df
+
+    def groups_frame(self) -> pd.DataFrame:
+        parts = []
+        m = len(GROUP_METRICS)
+        for kind, blocks in self.blocks.items():
+            for step, block, names in blocks:
+                g = len(names)
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "step": np.full(g * m, step, dtype=np.int64),
+                            "group_kind": kind,
+                            "group": np.repeat(np.array(names, dtype=object), m),
+                            "metric": np.tile(np.array(GROUP_METRICS, dtype=object), g),
+                            "value": block.reshape(-1),
+                        }
+                    )
+                )
+        if not parts:
+            return pd.DataFrame(columns=["step", "group_kind", "group", "metric", "value"])
+        df = pd.concat(parts, ignore_index=True)
+        return df.dropna(subset=["value"]).reset_index(drop=True)

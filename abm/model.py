@@ -1,0 +1,347 @@
+"""CommonPurposeModel: the Common Purpose Model of system change as a Mesa model.
+
+Vision + Value + Collective function = Common purpose, in a whole-system stakeholder
+network. State lives in arrays (`model.state`, `model.ties`); each week runs the stages in
+`STEP_ORDER` on whole arrays; Mesa agents are views over the arrays.
+
+Example:
+    >>> from abm import CommonPurposeModel
+    >>> model = CommonPurposeModel(rng=3, steps=20)
+    >>> model.run()
+    >>> df = model.model_frame()
+    >>> len(df), model.week
+    (21, 20)
+    >>> print(model.describe_step().splitlines()[0])
+    Each week (one step), in this order:
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import mesa
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from abm.acting import STAGES, decide_acting, update_ladder
+from abm.activities import ACTIVITY_CODE, run_activities
+from abm.agents import Stakeholder
+from abm.config import Config, load_config
+from abm.events import fire_events
+from abm.influence import feedback, social_influence
+from abm.metrics import MODEL_COLUMNS, Recorder
+from abm.network import TIE_KINDS, generate
+from abm.residents import baseline_rates, move_classes
+from abm.state import State, Ties
+from abm.turnover import staff_turnover
+
+#: Keyword shortcuts for the most used settings (for batch_run and SolaraViz sliders).
+KEYWORDS = {
+    "effort_budget": "effort.budget",
+    "allocation_policy": "effort.policy",
+    "national_cap": "national.structural_cap",
+    "turnover_rate": "turnover.annual_rate",
+    "influence_rule": "influence.rule",
+    "residents": "population.residents",
+    "cross_sector_degree": "network.cross_sector_degree",
+}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the weekly step: what it does, and the config section that switches it."""
+
+    name: str
+    does: str
+    run: Callable[[CommonPurposeModel], None]
+    switch: str | None = None
+
+
+def _record(model: CommonPurposeModel) -> None:
+    model.latest = model.recorder.record(model)
+    model.log_transitions()
+
+
+STEP_ORDER: tuple[Stage, ...] = (
+    Stage("events", "scenario events due this week fire (policy change, funding cut, leader leaves, partner joins)", fire_events),
+    Stage(
+        "activities",
+        "the pilot spends its effort budget: engagement, insight, collaborative working, collective "
+        "leadership, embedded processes (each switchable)",
+        run_activities,
+    ),
+    Stage("influence", "vision and value spread through ties, weighted by trust and role, gated by culture", social_influence, "influence"),
+    Stage("feedback", "visible action and results raise value; acting raises one's own value", feedback, "feedback"),
+    Stage("acting", "each person acts or not, given vision, value, skills, structures and embedded routines", decide_acting, "acting"),
+    Stage("residents", "residents move between Active Lives classes through acting professionals and culture", move_classes, "residents_activity"),
+    Stage("turnover", "staff leave and are replaced; ties, history and unembedded structures go with them", staff_turnover, "turnover"),
+    Stage("ladder", "commitment stages and first-passage weeks are updated", update_ladder),
+    Stage("record", "the week's figures are recorded (model row, groups, event log)", _record),
+)
+
+
+def _metric(model: CommonPurposeModel, key: str) -> float:
+    return model.latest[key]
+
+
+class CommonPurposeModel(mesa.Model):
+    """The whole-system Common Purpose model (one step = one week).
+
+    Args:
+        config: a Config, a YAML path, a preset name (default `south_tees`) or a mapping.
+        rng: seed (int, or anything Mesa accepts); default: the config's seed, else fresh
+            entropy (the seed used is kept in `model.seed` and written with every run).
+        overrides: `{"effort.budget": 30}` or `["effort.budget=30"]`, applied to the config.
+        steps: weeks to run (overrides `config.steps`).
+        effort_budget, allocation_policy, national_cap, turnover_rate, influence_rule,
+            residents, cross_sector_degree: shortcuts for common settings (see `KEYWORDS`).
+        collect_agents: also collect role, vision, value, acting and stage per agent.
+    """
+
+    def __init__(
+        self,
+        config: Config | str | Path | dict | None = None,
+        *,
+        rng: Any = None,
+        overrides: dict[str, Any] | list[str] | None = None,
+        steps: int | None = None,
+        effort_budget: float | None = None,
+        allocation_policy: str | None = None,
+        national_cap: float | None = None,
+        turnover_rate: float | None = None,
+        influence_rule: str | None = None,
+        residents: int | None = None,
+        cross_sector_degree: float | None = None,
+        collect_agents: bool = False,
+    ):
+        t0 = time.perf_counter()
+        shortcuts = {
+            "effort_budget": effort_budget,
+            "allocation_policy": allocation_policy,
+            "national_cap": national_cap,
+            "turnover_rate": turnover_rate,
+            "influence_rule": influence_rule,
+            "residents": residents,
+            "cross_sector_degree": cross_sector_degree,
+        }
+        extra: dict[str, Any] = {KEYWORDS[k]: v for k, v in shortcuts.items() if v is not None}
+        if steps is not None:
+            extra["steps"] = steps
+        if isinstance(overrides, list):
+            cfg = load_config(load_config(config, overrides), extra or None)
+        else:
+            cfg = load_config(config, {**(overrides or {}), **extra} or None)
+        if isinstance(rng, str):
+            rng = int(rng.strip()) if rng.strip() else None  # Solara's InputText gives strings
+        if rng is None:
+            rng = cfg.seed if cfg.seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        super().__init__(rng=rng)
+        self.seed = rng
+        self.config = cfg
+        self.stages = STEP_ORDER
+        self._build()
+        self.latest: dict[str, float] = {}
+        self.events_log: list[dict[str, Any]] = []
+        self.leavers_total = 0
+        self._prev_acting = self.state.acting.copy()
+        self.recorder = Recorder(self)
+        update_ladder(self)
+        self.latest = self.recorder.record(self)
+        self._agents_by_index: list[Stakeholder] = []
+        self.add_agents(np.arange(self.state.n))
+        reporters = {k: partial(_metric, key=k) for k in MODEL_COLUMNS if k != "step"}
+        agent_reporters = (
+            {"role": "role", "vision": "vision", "value": "value", "acting": "acting", "stage": "stage"}
+            if collect_agents
+            else None
+        )
+        self.datacollector = mesa.DataCollector(model_reporters=reporters, agent_reporters=agent_reporters)
+        self.datacollector.collect(self)
+        self.build_seconds = time.perf_counter() - t0
+        self.running = True
+
+    # --- construction ---------------------------------------------------------------------
+    def _build(self) -> None:
+        cfg = self.config
+        pop = generate(cfg, self.rng)
+        self.population = pop
+        self.state = State.from_population(pop, cfg, self.rng)
+        self.ties = Ties(pop.n_agents, pop.eu, pop.ev, pop.trust, pop.kind)
+        self.role_names = pop.role_names
+        self.ward_names = pop.ward_names
+        self.ward_labels = [w.label or name.replace("_", " ").title() for name, w in cfg.wards.items()]
+        self.community_names = pop.community_names
+        self.sector_names = pop.sector_names
+        self.age_band_names = list(cfg.population.age_bands)
+        self.org_names = pop.org_names
+        self.org_type = pop.org_type
+        self.org_sector = pop.org_sector
+        self.org_ward = pop.org_ward
+        self.national_cap = cfg.national.structural_cap
+        self.national_culture = cfg.national.cultural_alignment
+        self.org_structure = np.minimum(pop.org_structure.copy(), self.national_cap)
+        self.org_structure_start = self.org_structure.copy()
+        self.org_embedded = pop.org_embedded.copy()
+        self.effort_budget = cfg.effort.budget
+        self.ward_target = np.array([w.target for w in cfg.wards.values()])
+        self.ward_insight = np.zeros(len(self.ward_names))
+        res = ~self.state.staff
+        counts = np.maximum(np.bincount(self.state.ward[res], minlength=len(self.ward_names)), 1)
+        inactive = np.bincount(self.state.ward[res], weights=(self.state.pa_class[res] == 0), minlength=counts.size)
+        self.ward_inactive_baseline = inactive / counts
+        self.inactive_baseline = float(self.ward_inactive_baseline.mean())
+        mixes = np.array([[w.activity.inactive, w.activity.fairly_active, w.activity.active] for w in cfg.wards.values()])
+        ra = cfg.residents_activity
+        self.uptake_rates = baseline_rates(mixes, ra.relapse_fairly, ra.relapse_active)
+        roles = [cfg.roles[r] for r in self.role_names]
+        self.role_initial = {
+            key: np.array([getattr(r, attr) for r in roles], dtype=float)
+            for key, attr in (
+                ("vision", "initial_vision"),
+                ("value", "initial_value"),
+                ("aware", "initial_aware"),
+                ("skills", "skills"),
+                ("influence", "influence"),
+                ("susceptibility", "susceptibility"),
+                ("resident_contact", "resident_contact"),
+            )
+        }
+        self.protected_roles = np.array([r in cfg.turnover.protect_roles for r in self.role_names])
+        self.stage = np.zeros(self.state.n, dtype=np.int8)
+        self.nb: np.ndarray | None = None
+        self.last_allocation: dict[str, float] = {}
+
+    def add_agents(self, indices: np.ndarray) -> None:
+        """Create the Mesa view agents for new array rows."""
+        for i in indices:
+            self._agents_by_index.append(Stakeholder(self, int(i)))
+
+    def agent_at(self, index: int) -> Stakeholder:
+        """The Mesa agent for an array index (agent.unique_id is index + 1)."""
+        return self._agents_by_index[index]
+
+    # --- running ----------------------------------------------------------------------------
+    @property
+    def week(self) -> int:
+        """Weeks simulated so far (0 before the first step)."""
+        return int(self.steps)
+
+    def enabled(self, stage: Stage) -> bool:
+        return stage.switch is None or bool(getattr(self.config, stage.switch).enabled)
+
+    def step(self) -> None:
+        """One week: every enabled stage of STEP_ORDER, in order, on whole arrays."""
+        self.nb = None
+        for stage in self.stages:
+            if self.enabled(stage):
+                stage.run(self)
+        self.datacollector.collect(self)
+        if self.week >= self.config.steps:
+            self.running = False
+
+    def run(self, steps: int | None = None, progress: bool = False) -> CommonPurposeModel:
+        """Run `steps` more weeks (default: up to `config.steps`), optionally with a progress bar."""
+        todo = (self.config.steps - self.week) if steps is None else steps
+        it = range(max(todo, 0))
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, desc=self.config.name, unit="week", leave=False)
+        for _ in it:
+            self.step()
+        return self
+
+    def describe_step(self) -> str:
+        """The order of what happens in a week, with each stage's switch (for teaching)."""
+        lines = ["Each week (one step), in this order:"]
+        for i, stage in enumerate(self.stages, 1):
+            flag = "" if self.enabled(stage) else "  [switched off]"
+            lines.append(f"{i}. {stage.name}: {stage.does}{flag}")
+        return "\n".join(lines)
+
+    # --- outputs -----------------------------------------------------------------------------
+    def model_frame(self) -> pd.DataFrame:
+        """One row per week (week 0 = start): the columns in `abm.metrics.MODEL_COLUMNS`."""
+        return self.recorder.model_frame()
+
+    def groups_frame(self) -> pd.DataFrame:
+        """Long table: step, group_kind, group, metric, value."""
+        return self.recorder.groups_frame()
+
+    def people_frame(self) -> pd.DataFrame:
+        """One row per person now: characteristics, state and first-passage weeks."""
+        s = self.state
+        return pd.DataFrame(
+            {
+                "index": np.arange(s.n),
+                "role": np.array(self.role_names, dtype=object)[s.role],
+                "ward": np.array(self.ward_names, dtype=object)[s.ward],
+                "organisation": [self.org_names[o] if o >= 0 else None for o in s.org],
+                "vision": s.vision,
+                "value": s.value,
+                "acting": s.acting,
+                "stage": np.array(STAGES, dtype=object)[self.stage],
+                "first_subscribed": s.first_subscribed,
+                "first_valued": s.first_valued,
+                "first_acting": s.first_acting,
+                "replaced": s.replaced,
+            }
+        )
+
+    def to_networkx(self) -> nx.Graph:
+        """The current system as a networkx graph with people's state as node attributes."""
+        s = self.state
+        g = nx.Graph()
+        for i in range(s.n):
+            o, c = int(s.org[i]), int(s.community[i])
+            g.add_node(
+                i,
+                role=self.role_names[s.role[i]],
+                ward=self.ward_names[s.ward[i]],
+                organisation=self.org_names[o] if o >= 0 else "",
+                community=self.community_names[c] if c >= 0 else "",
+                vision=float(s.vision[i]),
+                value=float(s.value[i]),
+                acting=bool(s.acting[i]),
+                stage=STAGES[self.stage[i]],
+            )
+        t = self.ties
+        live = np.flatnonzero(t.alive)
+        g.add_edges_from(
+            (int(t.eu[e]), int(t.ev[e]), {"trust": float(t.trust[e]), "kind": TIE_KINDS[t.kind[e]]}) for e in live
+        )
+        return g
+
+    # --- event log -----------------------------------------------------------------------
+    def log_event(self, text: str) -> None:
+        self.events_log.append({"week": self.week, "text": text})
+
+    def log_transitions(self) -> None:
+        """Plain-language line when people start acting: how many, after which activity, where."""
+        s = self.state
+        if self._prev_acting.size != s.n:
+            self._prev_acting = np.concatenate([self._prev_acting, np.zeros(s.n - self._prev_acting.size, bool)])
+        started = s.acting & ~self._prev_acting & (s.first_acting == self.week)
+        self._prev_acting = s.acting.copy()
+        k = int(started.sum())
+        if k == 0:
+            return
+        after = s.acted_after[started]
+        names = {v: k.replace("collaborative", "collaborative working") for k, v in ACTIVITY_CODE.items()}
+        known = after[after >= 0]
+        activity = names[int(np.bincount(known).argmax())] if known.size else "influence from others"
+        ward = self.ward_labels[int(np.bincount(s.ward[started]).argmax())]
+        role = self.role_names[int(np.bincount(s.role[started]).argmax())].replace("_", " ")
+        self.log_event(f"{k} started acting for the first time, mostly {role}s, most often after {activity}, most in {ward}")
+
+    def __repr__(self) -> str:
+        return (
+            f"CommonPurposeModel({self.config.name!r}, agents={self.state.n}, ties={self.ties.count}, "
+            f"week={self.week}, seed={self.seed})"
+        )
