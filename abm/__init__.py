@@ -20,4 +20,4 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+source"
 
-__all__ = ["CommonPurposeModel", "Config", "ConfigError", "STEP_ORDER", "__version__", "load_config", "presets"]
+__all__ = ["STEP_ORDER", "CommonPurposeModel", "Config", "ConfigError", "__version__", "load_config", "presets"]

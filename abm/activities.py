@@ -167,13 +167,15 @@ def collaborative(model: CommonPurposeModel, share: float) -> None:
     a, b, tie = a[ok], b[ok], tie[ok]
     if a.size == 0:
         return
-    new = tie < 0
-    if new.any():
-        model.ties.add(a[new], b[new], model.config.network.trust.new_tie, tie_kinds(s, a[new], b[new]))
-        tie[new] = model.ties.find(a[new], b[new])
-    tie_ok = tie >= 0
-    t = tie[tie_ok]
-    model.ties.set_trust(t, model.ties.trust[t] + spec.trust_gain * (1.0 - model.ties.trust[t]))
+    # strengthen ties that exist, then start the brokered ones (tie ids change when ties are added)
+    unknown = tie < 0
+    tie[unknown] = model.ties.find(a[unknown], b[unknown])
+    old = np.unique(tie[tie >= 0])
+    model.ties.set_trust(old, model.ties.trust[old] + spec.trust_gain * (1.0 - model.ties.trust[old]))
+    fresh = tie < 0
+    if fresh.any():
+        t0 = model.config.network.trust.new_tie
+        model.ties.add(a[fresh], b[fresh], t0 + spec.trust_gain * (1.0 - t0), tie_kinds(s, a[fresh], b[fresh]))
     for p in (a, b):
         s.value[p] += spec.value_gain * s.vision[p] * culture_gate(model, p) * (1.0 - s.value[p])
         s.acted_after[p] = ACTIVITY_CODE["collaborative"]
@@ -184,27 +186,32 @@ def collaborative(model: CommonPurposeModel, share: float) -> None:
 
 
 def leadership(model: CommonPurposeModel, share: float) -> None:
+    """Committed senior people share power with senior partners elsewhere; both organisations' structures move."""
     spec = model.config.activities.leadership
     s = model.state
     k = _actions(model, share, spec.cost)
-    senior = s.staff & (s.level >= spec.min_level) & (s.vision >= model.config.ladder.vision_threshold)
-    w = np.where(senior, s.vision * s.value, 0.0)
+    senior = s.staff & (s.level >= spec.min_level)
+    committed = senior & (s.vision >= model.config.ladder.vision_threshold)
+    w_lead = np.where(committed, s.vision * s.value, 0.0)
+    w_partner = np.where(senior & s.aware, 0.05 + s.vision, 0.0)
     if model.config.effort.policy == "adaptive":
-        w = w * (1.0 - model.org_structure[np.maximum(s.org, 0)] + 0.05)
-    a, b = _sample(model, k, w), _sample(model, k, w)
-    if a.size == 0:
+        w_partner = w_partner * (1.0 - model.org_structure[np.maximum(s.org, 0)] + 0.05)
+    a, b = _sample(model, k, w_lead), _sample(model, k, w_partner)
+    if a.size == 0 or b.size == 0:
         return
+    strength = s.vision[a] * s.value[a]
     for p in (a, b):
-        _shift_structure(model, s.org[p], spec.structure_gain * s.vision[p] * s.value[p])
+        _shift_structure(model, s.org[p], spec.structure_gain * strength)
         s.value[p] += spec.value_gain * s.vision[p] * (1.0 - s.value[p])
         s.acted_after[p] = ACTIVITY_CODE["leadership"]
     pair = s.org[a] != s.org[b]
     if pair.any():
-        tie = model.ties.find(a[pair], b[pair])
-        new = tie < 0
-        model.ties.add(a[pair][new], b[pair][new], model.config.network.trust.new_tie, tie_kinds(s, a[pair][new], b[pair][new]))
-        old = tie[~new]
+        a, b = a[pair], b[pair]
+        tie = model.ties.find(a, b)
+        old = np.unique(tie[tie >= 0])
         model.ties.set_trust(old, model.ties.trust[old] + 0.1 * (1.0 - model.ties.trust[old]))
+        new = tie < 0
+        model.ties.add(a[new], b[new], model.config.network.trust.new_tie, tie_kinds(s, a[new], b[new]))
 
 
 def embedding(model: CommonPurposeModel, share: float) -> None:
@@ -218,7 +225,8 @@ def embedding(model: CommonPurposeModel, share: float) -> None:
     n_org = model.org_embedded.size
     size = np.maximum(np.bincount(s.org[s.staff], minlength=n_org), 1)
     n_committed = np.bincount(s.org[committed], minlength=n_org)
-    w = n_committed.astype(float)
+    # effort goes where committed people can formalise it, with diminishing returns per organisation
+    w = n_committed * (1.0 - legacy(model))
     if model.config.effort.policy == "adaptive":
         w = w * (1.0 - model.org_structure + 0.05)
     orgs = _sample(model, k, w)

@@ -238,6 +238,7 @@ class FeedbackSpec(Strict):
     action: Unit = Field(0.04, description="weekly value gain from neighbours' visible action")
     results: Unit = Field(0.05, description="weekly value gain from falling inactivity (results)")
     doing: Unit = Field(0.02, description="weekly value gain from one's own acting")
+    forgetting: Unit = Field(0.005, description="weekly fading of value (and half as fast of vision) not acted on")
 
 
 class ActingSpec(Strict):
@@ -316,9 +317,7 @@ class PartnerJoins(EventBase):
     ties_per_staff: NonNeg = Field(4.0, le=1000)
 
 
-Event = Annotated[
-    NationalPolicyChange | FundingCut | LeaderLeaves | PartnerJoins, Field(discriminator="type")
-]
+Event = Annotated[NationalPolicyChange | FundingCut | LeaderLeaves | PartnerJoins, Field(discriminator="type")]
 
 
 class OutputSpec(Strict):

@@ -131,7 +131,7 @@ def _partner_joins(model: CommonPurposeModel, event: PartnerJoins) -> str:
     model.ties.grow(s.n)
     ids = np.arange(first, s.n)
     # colleagues, partners in other sectors, and residents of the wards served
-    per = int(round(event.ties_per_staff))
+    per = round(event.ties_per_staff)
     src = np.repeat(ids, max(min(k - 1, 4), 0))
     u, v = [src], [first + rng.integers(0, k, src.size)]
     others = np.flatnonzero(s.staff[:first] & (s.sector[:first] != sector))
@@ -142,7 +142,7 @@ def _partner_joins(model: CommonPurposeModel, event: PartnerJoins) -> str:
     front = ids[level == 1]
     residents = np.flatnonzero(~s.staff)
     if front.size and residents.size:
-        m = int(round(cfg.network.frontline_resident_degree))
+        m = round(cfg.network.frontline_resident_degree)
         src = np.repeat(front, m)
         pool_by_ward = [residents[s.ward[residents] == w] for w in range(len(model.ward_names))]
         dst = np.empty(src.size, dtype=np.int64)

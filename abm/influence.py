@@ -86,7 +86,7 @@ def results_signal(model: CommonPurposeModel) -> np.ndarray:
 
 
 def feedback(model: CommonPurposeModel) -> None:
-    """Visible action and results raise others' value; acting raises one's own (loops)."""
+    """Visible action and results raise others' value; acting raises one's own; idle value fades."""
     cfg = model.config.feedback
     s = model.state
     nb = model.nb if model.nb is not None else neighbour_sums(model)
@@ -95,4 +95,8 @@ def feedback(model: CommonPurposeModel) -> None:
     pull = cfg.action * visible + cfg.results * results_signal(model)
     s.value += pull * s.vision * culture_gate(model) * (1.0 - s.value)
     s.value += cfg.doing * s.acting * (1.0 - s.value)
+    # without action, other priorities crowd the vision out: value fades, vision more slowly
+    idle = ~s.acting
+    s.value -= cfg.forgetting * s.value * idle
+    s.vision -= 0.5 * cfg.forgetting * s.vision * idle
     np.clip(s.value, 0.0, 1.0, out=s.value)

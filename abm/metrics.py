@@ -29,6 +29,7 @@ MODEL_COLUMNS = (
     "staff_common_purpose_share",
     "resident_common_purpose_share",
     "acting_low_vision_share",
+    "acting_among_valuing_share",
     "embedded_processes",
     "structural_alignment",
     "cultural_alignment",
@@ -80,6 +81,9 @@ def model_metrics(model: CommonPurposeModel) -> dict[str, float]:
         "staff_common_purpose_share": float((cp & s.staff).sum() / n_staff),
         "resident_common_purpose_share": float((cp & res).sum() / n_res),
         "acting_low_vision_share": float((s.acting & ~subscribed).sum() / n_acting) if n_acting else 0.0,
+        "acting_among_valuing_share": float(
+            (s.acting & subscribed & valued).sum() / max(int((subscribed & valued).sum()), 1)
+        ),
         "embedded_processes": float(model.org_embedded.sum()),
         "structural_alignment": float(model.org_structure[staff_org].mean()) if staff_org.size else 0.0,
         "cultural_alignment": float(s.culture.mean()),
@@ -97,7 +101,7 @@ def model_metrics(model: CommonPurposeModel) -> dict[str, float]:
     return row
 
 
-def _group_block(model: CommonPurposeModel, codes: np.ndarray, k: int) -> np.ndarray:
+def _group_block(model: CommonPurposeModel, codes: np.ndarray, k: int, struct: np.ndarray) -> np.ndarray:
     """Rows: groups; columns: GROUP_METRICS. Codes < 0 are left out."""
     s = model.state
     ok = codes >= 0
@@ -112,7 +116,6 @@ def _group_block(model: CommonPurposeModel, codes: np.ndarray, k: int) -> np.nda
     n_res = total(res)
     staff = s.staff.astype(float)
     n_staff = total(staff)
-    struct = np.where(s.staff, local_structure(model), 0.0)
     embedded = np.where(s.staff, model.org_embedded[np.maximum(s.org, 0)], 0.0)
     block = np.column_stack(
         [
@@ -146,10 +149,11 @@ class Recorder:
             "community": (s.community, model.community_names),
             "organisation": (s.org, model.org_names),
         }
+        struct = np.where(s.staff, local_structure(model), 0.0)
         for kind, blocks in self.blocks.items():
             codes, names = sources[kind]
             if names:
-                blocks.append((model.week, _group_block(model, codes, len(names)), list(names)))
+                blocks.append((model.week, _group_block(model, codes, len(names), struct), list(names)))
         return row
 
     def model_frame(self) -> pd.DataFrame:

@@ -69,18 +69,42 @@ def _record(model: CommonPurposeModel) -> None:
 
 
 STEP_ORDER: tuple[Stage, ...] = (
-    Stage("events", "scenario events due this week fire (policy change, funding cut, leader leaves, partner joins)", fire_events),
+    Stage(
+        "events",
+        "scenario events due this week fire (policy change, funding cut, leader leaves, partner joins)",
+        fire_events,
+    ),
     Stage(
         "activities",
         "the pilot spends its effort budget: engagement, insight, collaborative working, collective "
         "leadership, embedded processes (each switchable)",
         run_activities,
     ),
-    Stage("influence", "vision and value spread through ties, weighted by trust and role, gated by culture", social_influence, "influence"),
+    Stage(
+        "influence",
+        "vision and value spread through ties, weighted by trust and role, gated by culture",
+        social_influence,
+        "influence",
+    ),
     Stage("feedback", "visible action and results raise value; acting raises one's own value", feedback, "feedback"),
-    Stage("acting", "each person acts or not, given vision, value, skills, structures and embedded routines", decide_acting, "acting"),
-    Stage("residents", "residents move between Active Lives classes through acting professionals and culture", move_classes, "residents_activity"),
-    Stage("turnover", "staff leave and are replaced; ties, history and unembedded structures go with them", staff_turnover, "turnover"),
+    Stage(
+        "acting",
+        "each person acts or not, given vision, value, skills, structures and embedded routines",
+        decide_acting,
+        "acting",
+    ),
+    Stage(
+        "residents",
+        "residents move between Active Lives classes through acting professionals and culture",
+        move_classes,
+        "residents_activity",
+    ),
+    Stage(
+        "turnover",
+        "staff leave and are replaced; ties, history and unembedded structures go with them",
+        staff_turnover,
+        "turnover",
+    ),
     Stage("ladder", "commitment stages and first-passage weeks are updated", update_ladder),
     Stage("record", "the week's figures are recorded (model row, groups, event log)", _record),
 )
@@ -196,7 +220,9 @@ class CommonPurposeModel(mesa.Model):
         inactive = np.bincount(self.state.ward[res], weights=(self.state.pa_class[res] == 0), minlength=counts.size)
         self.ward_inactive_baseline = inactive / counts
         self.inactive_baseline = float(self.ward_inactive_baseline.mean())
-        mixes = np.array([[w.activity.inactive, w.activity.fairly_active, w.activity.active] for w in cfg.wards.values()])
+        mixes = np.array(
+            [[w.activity.inactive, w.activity.fairly_active, w.activity.active] for w in cfg.wards.values()]
+        )
         ra = cfg.residents_activity
         self.uptake_rates = baseline_rates(mixes, ra.relapse_fairly, ra.relapse_active)
         roles = [cfg.roles[r] for r in self.role_names]
@@ -338,7 +364,9 @@ class CommonPurposeModel(mesa.Model):
         activity = names[int(np.bincount(known).argmax())] if known.size else "influence from others"
         ward = self.ward_labels[int(np.bincount(s.ward[started]).argmax())]
         role = self.role_names[int(np.bincount(s.role[started]).argmax())].replace("_", " ")
-        self.log_event(f"{k} started acting for the first time, mostly {role}s, most often after {activity}, most in {ward}")
+        self.log_event(
+            f"{k} started acting for the first time, mostly {role}s, most often after {activity}, most in {ward}"
+        )
 
     def __repr__(self) -> str:
         return (

@@ -21,7 +21,13 @@ import numpy as np
 
 from abm.config import Config, OrganisationSpec
 
-TIE_KINDS = ("within_organisation", "between_organisations", "cross_sector", "professional_resident", "resident_resident")
+TIE_KINDS = (
+    "within_organisation",
+    "between_organisations",
+    "cross_sector",
+    "professional_resident",
+    "resident_resident",
+)
 KIND = {name: i for i, name in enumerate(TIE_KINDS)}
 
 
@@ -137,7 +143,9 @@ def generate(cfg: Config, rng: np.random.Generator) -> Population:
             org_rows.append((sector_code(spec.sector), home, spec))
             staff_role.append(roles)
             staff_org.append(np.full(roles.size, o, dtype=np.int64))
-            patch = np.full(roles.size, home) if fixed else served_codes[(k + np.arange(roles.size)) % served_codes.size]
+            patch = (
+                np.full(roles.size, home) if fixed else served_codes[(k + np.arange(roles.size)) % served_codes.size]
+            )
             staff_ward.append(patch.astype(np.int64))
     sector_code("community")
     s_role = np.concatenate(staff_role) if staff_role else np.zeros(0, dtype=np.int64)
@@ -206,7 +214,9 @@ def generate(cfg: Config, rng: np.random.Generator) -> Population:
     sector = np.full(n, len(sectors) - 1, dtype=np.int16)
     if n_staff:
         sector[:n_staff] = org_sector[s_org]
-    eu, ev = _ties(cfg, rng, staff, org, ward, level, sector, community, per_ward, ward_start, n_staff, org_spec, sectors)
+    eu, ev = _ties(
+        cfg, rng, staff, org, ward, level, sector, community, per_ward, ward_start, n_staff, org_spec, sectors
+    )
     kind = _tie_kind(eu, ev, staff, org, sector)
     kind_trust = np.array(
         [

@@ -64,6 +64,7 @@ class Ties:
         self.key_sorted = self.key_main[self.key_order]
         self.B: sp.csr_matrix | None = None
         self._extra_dirty = False
+        self._keys_cache: tuple[int, np.ndarray, np.ndarray] | None = None
         self.merges += 1
 
     def _extra(self) -> sp.csr_matrix | None:
@@ -92,17 +93,26 @@ class Ties:
             i = np.clip(np.searchsorted(self.key_sorted, key), 0, self.key_sorted.size - 1)
             hit = self.key_sorted[i] == key
             out[hit] = self.key_order[i[hit]]
+            out[(out >= 0) & ~self.alive[np.maximum(out, 0)]] = -1  # a removed tie may be re-added later
         if self.eu.size > self.m_main:
-            extra_keys = (
-                np.minimum(self.eu[self.m_main :], self.ev[self.m_main :]).astype(np.int64) * self.n
-                + np.maximum(self.eu[self.m_main :], self.ev[self.m_main :])
-            )
-            lookup = dict(zip(extra_keys.tolist(), range(self.m_main, self.eu.size), strict=True))
-            for j in np.flatnonzero(out < 0):
-                out[j] = lookup.get(int(key[j]), -1)
+            keys, order = self._extra_keys()
+            j = np.flatnonzero(out < 0)
+            i = np.clip(np.searchsorted(keys, key[j]), 0, keys.size - 1)
+            hit = keys[i] == key[j]
+            out[j[hit]] = self.m_main + order[i[hit]]
         found = out >= 0
         out[found & ~self.alive[np.maximum(out, 0)]] = -1
         return out
+
+    def _extra_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted keys of the ties added since the last merge (cached until the next addition)."""
+        if self._keys_cache is None or self._keys_cache[0] != self.eu.size:
+            a, b = self.eu[self.m_main :], self.ev[self.m_main :]
+            keys = np.minimum(a, b).astype(np.int64) * self.n + np.maximum(a, b)
+            keys[~self.alive[self.m_main :]] = -1  # removed ties are never found
+            order = np.argsort(keys, kind="stable")
+            self._keys_cache = (self.eu.size, keys[order], order)
+        return self._keys_cache[1], self._keys_cache[2]
 
     def set_trust(self, tie: np.ndarray, value: np.ndarray) -> None:
         """Write new trust for live ties (vectorised; ties may repeat, the last write wins)."""
@@ -140,6 +150,7 @@ class Ties:
         """Remove live ties (they stop carrying influence at once and are compacted later)."""
         tie = np.unique(tie)
         self.alive[tie] = False
+        self._keys_cache = None
         self.set_trust(tie, np.zeros(tie.size))
         if (~self.alive).sum() > max(2048, 0.2 * self.m_main):
             self._rebuild()

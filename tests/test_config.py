@@ -1,0 +1,104 @@
+"""Config schema: presets load, overrides apply, bad input gets one clear line."""
+
+from __future__ import annotations
+
+import pytest
+
+from abm.config import ConfigError, load_config, parse_override, presets
+
+
+def test_every_preset_loads_and_default_is_about_2000_agents():
+    names = presets()
+    assert "south_tees" in names
+    assert sum(n.startswith("patterns/p") for n in names) >= 9
+    for name in names:
+        cfg = load_config(name)
+        assert cfg.steps >= 1
+    assert 1800 <= load_config("south_tees").agent_count() <= 2200
+
+
+def test_extends_merges_sections_and_keeps_the_rest():
+    base = load_config("south_tees")
+    low = load_config("patterns/p3_culture_low")
+    assert low.wards["grangetown"].cultural_alignment == 0.10
+    assert low.wards["south_bank"] == base.wards["south_bank"]
+    assert low.effort == base.effort
+
+
+def test_overrides_as_strings_and_mapping():
+    cfg = load_config("south_tees", ["effort.budget=12.5", "influence.rule=threshold", "wards.grangetown.target=false"])
+    assert cfg.effort.budget == 12.5 and cfg.influence.rule == "threshold"
+    assert cfg.wards["grangetown"].target is False
+    assert load_config("south_tees", {"national.structural_cap": 0.2}).national.structural_cap == 0.2
+
+
+def test_digest_ignores_seed_but_not_parameters():
+    a = load_config("south_tees", {"seed": 1})
+    b = load_config("south_tees", {"seed": 2})
+    c = load_config("south_tees", {"effort.budget": 1})
+    assert a.digest() == b.digest() != c.digest()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (["effort.budgett=3"], "unknown key 'effort.budgett'"),
+        (["effort.budget=-1"], "'effort.budget' = -1"),
+        (["effort.budget=lots"], "'effort.budget' = 'lots'"),
+        (["effort.budget=.nan"], "must be a finite number"),
+        (["effort.budget=.inf"], "must be a finite number"),
+        (["influence.rule=majority"], "'influence.rule'"),
+        (["wards.grangetown.activity.inactive=0.9"], "must sum to 1"),
+        (["organisations.charity.staff.wizard=3"], "unknown staff role 'wizard'"),
+        (["population.residents=100000000"], "population.residents"),
+        (["population.staff_scale=10000"], "more than the 2,000,000 allowed"),
+        (["effort.ward_targeting.atlantis=2"], "unknown ward 'atlantis'"),
+        (["roles.gp.staff=false"], "exactly one role must have staff: false"),
+    ],
+)
+def test_bad_values_give_one_line_naming_the_key(overrides, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_config("south_tees", overrides)
+    message = str(err.value)
+    assert fragment in message
+    assert "\n" not in message and "Traceback" not in message
+
+
+def test_override_without_equals_is_refused():
+    with pytest.raises(ConfigError, match=r"expected dotted\.key=value"):
+        parse_override("effort.budget")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "the file is empty"),
+        ("steps: [1, 2\n", "not valid YAML"),
+        ("!!python/object/apply:os.system ['echo hacked']\n", "not valid YAML"),
+        ("- just\n- a list\n", "must be a mapping"),
+        ("a: &a [x, x, x]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b]\nsteps: nine\n", "bad.yaml: "),
+    ],
+)
+def test_bad_files(tmp_path, text, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(path)
+
+
+def test_missing_directory_and_binary_files(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path)
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\x00\x01\x02\xff")
+    with pytest.raises(ConfigError, match=r"binary|UTF-8"):
+        load_config(binary)
+
+
+def test_extends_loop_is_reported(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="loop"):
+        load_config(tmp_path / "a.yaml")

@@ -1,0 +1,22 @@
+"""MODEL.md patterns P1-P9, each a scenario comparison over replicate seeds (slow: run in CI).
+
+Each test runs `abm.patterns.check`, which states its statistic and criterion; most are
+"the 95% t confidence interval of the paired difference over the same seeds lies on the
+predicted side of zero". Run one by hand: `python -m pytest tests/test_patterns.py -k P6 -s`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from abm.patterns import PATTERNS, check
+
+SEEDS = range(8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(PATTERNS))
+def test_pattern(name):
+    result = check(name, seeds=SEEDS if name != "P9" else range(4))
+    print(result.line(), result.criterion, result.extra)
+    assert result.passed, f"{result.line()} | criterion: {result.criterion} | {result.extra} | {result.values}"
