@@ -1,0 +1,346 @@
+"""The `abm` command line: outputs, reproducibility, one-line errors that write nothing, Ctrl-C."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import abm.io
+import abm.model
+from abm.cli import main
+
+SMALL = ["--set", "population.residents=200", "--steps", "5"]
+ABM = Path(sys.executable).parent / "abm"
+DATA = ("model.parquet", "groups.parquet", "config.yaml")
+MODEL_COLUMNS = {
+    "step",
+    "mean_vision",
+    "mean_value",
+    "acting_share",
+    "common_purpose_share",
+    "embedded_processes",
+    "inactive_share",
+}
+
+
+def run_small(out: Path, seed: int = 1, *extra: str) -> int:
+    return main(["run", "south_tees", "--seed", str(seed), "--out", str(out), *SMALL, *extra])
+
+
+@pytest.fixture(scope="module")
+def seed1(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "seed1"
+    assert run_small(out) == 0
+    return out
+
+
+def assert_one_line_error(err: str, *words: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("abm: error: "), err
+    assert "Traceback" not in err
+    for w in words:
+        assert w in lines[0], (w, err)
+
+
+# --- outputs -----------------------------------------------------------------------------------
+
+
+def test_run_writes_the_four_files(seed1: Path) -> None:
+    assert sorted(p.name for p in seed1.iterdir()) == sorted([*DATA, "run.json"])
+    model = pd.read_parquet(seed1 / "model.parquet")
+    assert set(model.columns) >= MODEL_COLUMNS
+    assert model["step"].tolist() == list(range(6))
+    groups = pd.read_parquet(seed1 / "groups.parquet")
+    assert list(groups.columns) == ["step", "group_kind", "group", "metric", "value"]
+    assert set(groups["group_kind"]) == {"role", "ward", "community", "organisation"}
+    for g in ("gp", "housing_officer", "resident", "commissioner", "leader"):
+        assert g in set(groups.loc[groups["group_kind"] == "role", "group"])
+    for g in ("grangetown", "south_bank", "brambles_and_thorntree", "north_ormesby"):
+        assert g in set(groups.loc[groups["group_kind"] == "ward", "group"])
+    assert not list(seed1.parent.glob(".*tmp*"))
+
+
+def test_run_json_records_seed_versions_and_hash(seed1: Path) -> None:
+    meta = json.loads((seed1 / "run.json").read_text())
+    assert meta["seed"] == 1
+    assert len(meta["config_hash"]) == 16
+    assert meta["steps"] == 5 and meta["agents"] > 200 and meta["ties"] > 0
+    for pkg in ("common-purpose", "mesa", "numpy", "scipy", "pandas", "networkx", "pyarrow", "pydantic", "python"):
+        assert meta["versions"][pkg]
+    assert meta["wall_seconds"] >= 0 and meta["build_seconds"] >= 0
+    assert meta["timestamp_utc"].endswith("+00:00")
+    assert meta["command"].startswith("abm run south_tees")
+    run = abm.io.read_run(seed1)
+    assert len(run.model) == 6 and run.config["seed"] == 1 and run.meta == meta
+
+
+def test_same_seed_gives_identical_bytes(seed1: Path, tmp_path: Path) -> None:
+    assert run_small(tmp_path / "again") == 0
+    for name in DATA:
+        assert (seed1 / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+
+
+def test_config_yaml_repeats_the_run(seed1: Path, tmp_path: Path) -> None:
+    assert main(["run", str(seed1 / "config.yaml"), "--out", str(tmp_path / "rerun")]) == 0
+    for name in DATA:
+        assert (seed1 / name).read_bytes() == (tmp_path / "rerun" / name).read_bytes(), name
+
+
+def test_different_seed_gives_different_outputs(seed1: Path, tmp_path: Path) -> None:
+    assert run_small(tmp_path / "seed2", seed=2) == 0
+    for name in ("model.parquet", "groups.parquet"):
+        assert (seed1 / name).read_bytes() != (tmp_path / "seed2" / name).read_bytes(), name
+    meta1 = json.loads((seed1 / "run.json").read_text())
+    meta2 = json.loads((tmp_path / "seed2" / "run.json").read_text())
+    assert meta1["config_hash"] == meta2["config_hash"]  # the hash leaves out the seed
+
+
+def test_default_out_dir_and_final_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "south_tees", "--seed", "7", *SMALL]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and str(Path("runs") / "south_tees-seed7") in out[0]
+    assert (tmp_path / "runs" / "south_tees-seed7" / "run.json").is_file()
+
+
+def test_rerun_into_existing_dir_replaces_files(seed1: Path, tmp_path: Path) -> None:
+    out = tmp_path / "twice"
+    assert run_small(out, seed=3) == 0
+    assert run_small(out) == 0
+    for name in DATA:
+        assert (seed1 / name).read_bytes() == (out / name).read_bytes(), name
+
+
+# --- errors: one line, exit 2, nothing written ------------------------------------------------------
+
+BAD_FILES = {
+    "empty.yaml": b"",
+    "binary.yaml": b"\x00\x01\x02\x03binary\x00",
+    "latin1.yaml": b"name: caf\xe9\n",
+    "malformed.yaml": b"name: [unclosed\nsteps: 3\n",
+    "python_tag.yaml": b"!!python/object/apply:os.system ['touch PWNED']\n",
+    "nested_tag.yaml": b"name: !!python/object/apply:os.system ['touch PWNED']\n",
+    "list.yaml": b"- a\n- b\n",
+}
+
+BAD_ARGS = {
+    "unknown key": (["south_tees", "--set", "effort.budgett=3"], "effort.budgett"),
+    "out of range": (["south_tees", "--set", "effort.budget=-1"], "effort.budget"),
+    "wrong type": (["south_tees", "--set", "effort.budget=abc"], "effort.budget"),
+    "nan": (["south_tees", "--set", "effort.budget=.nan"], "finite"),
+    "inf": (["south_tees", "--set", "effort.budget=.inf"], "finite"),
+    "missing file": (["no_such_scenario.yaml"], "not found"),
+    "set without =": (["south_tees", "--set", "effort.budget"], "dotted.key=value"),
+    "set with empty key": (["south_tees", "--set", "=3"], "dotted.key=value"),
+    "negative steps": (["south_tees", "--steps", "-1"], "--steps"),
+    "zero steps": (["south_tees", "--steps", "0"], "--steps"),
+    "steps not a number": (["south_tees", "--steps", "ten"], "--steps"),
+    "negative seed": (["south_tees", "--seed", "-5"], "--seed"),
+    "unknown option": (["south_tees", "--bogus"], "--bogus"),
+    "no config": ([], "CONFIG"),
+}
+
+
+def _assert_nothing_written(where: Path) -> None:
+    assert sorted(p.name for p in where.iterdir() if not p.name.endswith(".yaml")) == []
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ARGS))
+def test_bad_arguments(case: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    args, word = BAD_ARGS[case]
+    assert main(["run", *args, "--out", str(tmp_path / "out")]) == 2
+    assert_one_line_error(capsys.readouterr().err, word)
+    _assert_nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_config_files(name: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_bytes(BAD_FILES[name])
+    assert main(["run", name]) == 2
+    assert_one_line_error(capsys.readouterr().err, name)
+    _assert_nothing_written(tmp_path)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_directory_as_config(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    assert main(["run", "adir"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir"]
+
+
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_out_is_an_existing_file(where: str, tmp_path: Path, capsys) -> None:
+    (tmp_path / "taken").write_text("x")
+    out = tmp_path / "taken" if where == "file" else tmp_path / "taken" / "run"
+    assert main(["run", "south_tees", "--out", str(out), *SMALL]) == 2
+    assert_one_line_error(capsys.readouterr().err, "--out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "word"),
+    [
+        ([], "command"),
+        (["bogus"], "bogus"),
+        (["bench", "--agents", "5"], "--agents"),
+        (["bench", "--degree", "nan"], ""),
+    ],
+)
+def test_usage_errors_are_one_line(argv: list[str], word: str, capsys) -> None:
+    assert main(argv) == 2
+    assert_one_line_error(capsys.readouterr().err, word)
+
+
+def test_help_exits_zero(capsys) -> None:
+    assert main(["run", "--help"]) == 0
+    assert "--set" in capsys.readouterr().out
+
+
+def test_unexpected_failure_is_one_line_exit_1(tmp_path: Path, monkeypatch, capsys) -> None:
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("engine\nexploded")
+
+    monkeypatch.setattr(abm.model.CommonPurposeModel, "run", boom)
+    monkeypatch.delenv("ABM_DEBUG", raising=False)
+    assert run_small(tmp_path / "out") == 1
+    assert_one_line_error(capsys.readouterr().err, "RuntimeError", "exploded")
+    assert not (tmp_path / "out").exists()
+
+
+# --- Ctrl-C ------------------------------------------------------------------------------------------
+
+
+def test_interrupt_during_run_writes_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(abm.model.CommonPurposeModel, "run", interrupted)
+    assert run_small(tmp_path / "a" / "out") == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted: nothing written" in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupt_while_writing_leaves_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(abm.io, "_meta", interrupted)  # after the Parquet files are in the temp dir
+    assert run_small(tmp_path / "a" / "b" / "out") == 130
+    assert "interrupted: nothing written" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no temp dir, no half run, no new parents
+
+
+def test_sigint_real_signal(tmp_path: Path) -> None:
+    """A real Ctrl-C while the progress bar (stderr is a terminal) is running: exit 130."""
+    out = tmp_path / "out"
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # tqdm draws nothing at width 0
+    cmd = [str(ABM), "run", "south_tees", "--seed", "1", "--steps", "100000", "--set", "population.residents=200"]
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(out)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, cwd=tmp_path
+    )
+    os.close(slave)
+    seen = b""
+
+    def drain(until: bytes, timeout: float) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while until not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    return
+
+    try:
+        drain(b"week", 60)  # the progress bar is up: the run has started
+        assert b"week" in seen, seen
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+        drain(b"nothing written", 5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert b"interrupted: nothing written" in seen
+    assert b"Traceback" not in seen
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- other commands --------------------------------------------------------------------------------
+
+
+def test_bench_prints_one_json_line(capsys) -> None:
+    assert main(["bench", "--agents", "2000", "--degree", "8", "--steps", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    keys = {"agents", "edges", "steps", "build_s", "seconds_per_step", "agent_steps_per_s", "peak_rss_mb"}
+    assert keys <= set(result)
+    assert 1800 <= result["agents"] <= 2300 and result["steps"] == 3
+    assert 8 * 0.85 <= 2 * result["edges"] / result["agents"] <= 8 * 1.15
+
+
+def test_describe_does_not_run(capsys) -> None:
+    assert main(["describe", "south_tees", "--set", "population.residents=200"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Each week (one step), in this order:")
+    assert "agents" in out and "ties" in out and "resident 200" in out
+
+
+def test_presets_in_process(capsys) -> None:
+    assert main(["presets"]) == 0
+    assert "south_tees" in capsys.readouterr().out.split()
+
+
+def test_python_m_abm_presets() -> None:
+    proc = subprocess.run([sys.executable, "-m", "abm", "presets"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "south_tees" in proc.stdout.split()
+
+
+def test_console_script_run_matches_in_process(seed1: Path, tmp_path: Path) -> None:
+    cmd = [str(ABM), "run", "south_tees", "--seed", "1", "--out", str(tmp_path / "cli"), *SMALL]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no progress bar when stderr is not a terminal
+    assert len(proc.stdout.strip().splitlines()) == 1
+    for name in DATA:  # another process (other hash seed) gives the same bytes
+        assert (seed1 / name).read_bytes() == (tmp_path / "cli" / name).read_bytes(), name
+
+
+def test_console_script_error_is_one_line(tmp_path: Path) -> None:
+    cmd = [str(ABM), "run", "south_tees", "--set", "effort.budgett=3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert_one_line_error(proc.stderr, "effort.budgett")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_temp_dirs_of_dead_runs_are_removed(tmp_path: Path) -> None:
+    pid = 2**22 + 12345  # above the default pid_max: no such process
+    stale = tmp_path / f".out.tmp-{pid}"
+    stale.mkdir()
+    (stale / "model.parquet").write_bytes(b"half")
+    assert run_small(tmp_path / "out") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
