@@ -39,7 +39,8 @@ def local_structure(model: CommonPurposeModel) -> np.ndarray:
     staff_org = s.org[s.staff]
     ward_struct_sum = np.bincount(s.ward[s.staff], weights=model.org_structure[staff_org], minlength=wards)
     ward_staff = np.bincount(s.ward[s.staff], minlength=wards)
-    ward_struct = np.where(ward_staff > 0, ward_struct_sum / np.maximum(ward_staff, 1), 1.0)
+    overall = float(model.org_structure[staff_org].mean()) if staff_org.size else 1.0
+    ward_struct = np.where(ward_staff > 0, ward_struct_sum / np.maximum(ward_staff, 1), overall)
     w = model.config.acting.residents_structure
     resident_struct = 1.0 - w * (1.0 - ward_struct[s.ward])
     return np.where(s.staff, model.org_structure[np.maximum(s.org, 0)], resident_struct)

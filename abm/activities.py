@@ -52,7 +52,9 @@ def allocation(model: CommonPurposeModel) -> dict[str, float]:
     if eff.policy == "adaptive":
         s = model.state
         culture_gap = 1.0 - float(np.mean(s.culture)) * model.national_culture
-        structure_gap = 1.0 - float(np.mean(model.org_structure)) / max(model.national_cap, 1e-9)
+        staff_org = s.org[s.staff]
+        mean_structure = float(model.org_structure[staff_org].mean()) if staff_org.size else 1.0
+        structure_gap = 1.0 - mean_structure / max(model.national_cap, 1e-9)
         structure_gap = float(np.clip(structure_gap, 0.0, 1.0))
         tilt = eff.adaptive_strength * (culture_gap - structure_gap)
         for a in ("engagement", "insight"):
@@ -128,8 +130,9 @@ def insight(model: CommonPurposeModel, share: float) -> None:
         s.insight[t] += spec.gain * (1.0 - s.insight[t])
         s.acted_after[t] = ACTIVITY_CODE["insight"]
         residents = np.maximum(np.bincount(s.ward[~s.staff], minlength=len(model.ward_names)), 1)
-        touched = np.bincount(s.ward[t], minlength=len(model.ward_names))
-        model.ward_insight += spec.ward_gain * touched / residents * (1.0 - model.ward_insight)
+        touched = np.bincount(s.ward[t[~s.staff[t]]], minlength=len(model.ward_names))
+        model.ward_insight += spec.ward_gain * np.minimum(touched / residents, 1.0) * (1.0 - model.ward_insight)
+        np.minimum(model.ward_insight, 1.0, out=model.ward_insight)
     # insight keeps narrowing misalignment where it is held, and fades unless renewed
     q = np.maximum(s.insight, model.ward_insight[s.ward])
     s.culture += spec.culture_shift * q * (1.0 - s.culture)
@@ -180,7 +183,7 @@ def collaborative(model: CommonPurposeModel, share: float) -> None:
         s.value[p] += spec.value_gain * s.vision[p] * culture_gate(model, p) * (1.0 - s.value[p])
         s.acted_after[p] = ACTIVITY_CODE["collaborative"]
     commitment = s.vision[a] * s.value[a]
-    cross = s.org[a] != s.org[b]
+    cross = s.staff[a] & s.staff[b] & (s.org[a] != s.org[b])
     _shift_structure(model, s.org[a][cross], spec.structure_gain * commitment[cross])
     _shift_structure(model, s.org[b][cross], spec.structure_gain * (s.vision[b] * s.value[b])[cross])
 
@@ -209,7 +212,7 @@ def leadership(model: CommonPurposeModel, share: float) -> None:
         a, b = a[pair], b[pair]
         tie = model.ties.find(a, b)
         old = np.unique(tie[tie >= 0])
-        model.ties.set_trust(old, model.ties.trust[old] + 0.1 * (1.0 - model.ties.trust[old]))
+        model.ties.set_trust(old, model.ties.trust[old] + spec.trust_gain * (1.0 - model.ties.trust[old]))
         new = tie < 0
         model.ties.add(a[new], b[new], model.config.network.trust.new_tie, tie_kinds(s, a[new], b[new]))
 

@@ -200,6 +200,7 @@ class LeadershipSpec(Strict):
     cost: Positive = 3.0
     structure_gain: Unit = Field(0.03, description="structural shift per session towards the national cap")
     value_gain: Unit = 0.05
+    trust_gain: Unit = Field(0.1, description="rise in trust between the two leaders of a session")
     min_level: int = Field(2, ge=0, le=5, description="lowest hierarchy level that takes part")
 
 
@@ -208,7 +209,7 @@ class EmbeddingSpec(Strict):
     cost: Positive = 8.0
     success: Unit = Field(0.5, description="chance an attempt embeds a process, at full commitment")
     structure_gain: Unit = Field(0.03, description="structural shift per embedded process")
-    legacy_half: Positive = Field(3.0, description="embedded processes that keep 63% of legacy")
+    legacy_half: Positive = Field(3.0, description="legacy scale: legacy = 1 - exp(-processes / legacy_half)")
 
 
 class ActivitiesSpec(Strict):
@@ -243,7 +244,7 @@ class FeedbackSpec(Strict):
 
 class ActingSpec(Strict):
     enabled: bool = True
-    threshold: Unit = Field(0.25, description="commitment (vision x value x skill) where acting starts")
+    threshold: Unit = Field(0.25, description="commitment, vision x value x (0.5 + 0.5 skills), where acting starts")
     width: Positive = Field(0.2, le=1, description="commitment range over which acting becomes likely")
     structure_exponent: NonNeg = Field(1.5, le=10, description="how hard misaligned structures block")
     habit: Unit = Field(0.6, description="chance of carrying on acting from last week")
@@ -255,7 +256,9 @@ class LadderSpec(Strict):
     vision_threshold: Unit = Field(0.5, description="vision at or above which a person subscribes")
     value_threshold: Unit = Field(0.5, description="value at or above which a person values the vision")
     aware_threshold: Unit = Field(0.02, description="vision at which someone has heard of it")
-    sustain_weeks: Positive = Field(12.0, le=520, description="time constant of 'sustained' (weeks)")
+    sustain_weeks: float = Field(
+        12.0, ge=1.0, le=520, allow_inf_nan=False, description="time constant of 'sustained' (weeks)"
+    )
     sustain_level: Unit = Field(0.7, description="sustained share of recent weeks for common purpose")
 
 
@@ -324,7 +327,6 @@ class OutputSpec(Strict):
     groups: list[Literal["role", "ward", "community", "organisation"]] = Field(
         default_factory=lambda: ["role", "ward", "community", "organisation"]
     )
-    first_passage: bool = Field(True, description="record the week each person first subscribes, values, acts")
 
 
 # --- the whole scenario ---------------------------------------------------------------------------

@@ -124,6 +124,9 @@ def _partner_joins(model: CommonPurposeModel, event: PartnerJoins) -> str:
         first_acting=np.full(k, -1, dtype=np.int32),
         acted_after=np.full(k, -1, dtype=np.int8),
         replaced=np.zeros(k, dtype=np.int32),
+        init_vision=init["vision"][roles],
+        init_value=init["value"][roles],
+        init_aware=init["aware"][roles],
     )
     first = s.n
     s.append(new)

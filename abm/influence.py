@@ -28,28 +28,33 @@ WEIGHT, VISION, VALUE, ACTING, PRO_ACTING, RES_ACTING, RESIDENT, HOLD_VISION, HO
 
 
 def neighbour_sums(model: CommonPurposeModel) -> np.ndarray:
-    """All trust-weighted neighbour sums for this step, from one CSR x dense product."""
+    """All trust-weighted neighbour sums for this step, from one CSR x dense product.
+
+    Computed once per step, before anyone moves (`model.snapshot()` caches it), in float32:
+    the threshold columns only under the threshold rule.
+    """
     s = model.state
     lad = model.config.ladder
+    threshold = model.config.influence.rule == "threshold"
     w = s.influence
-    act = s.acting.astype(float)
-    cols = np.empty((s.n, 9))
+    cols = np.empty((s.n, 9 if threshold else 7), dtype=np.float32)
     cols[:, WEIGHT] = w
     cols[:, VISION] = w * s.vision
     cols[:, VALUE] = w * s.value
-    cols[:, ACTING] = w * act
-    cols[:, PRO_ACTING] = s.resident_contact * act * s.staff
-    cols[:, RES_ACTING] = act * ~s.staff
+    np.multiply(w, s.acting, out=cols[:, ACTING], casting="unsafe")
+    np.multiply(s.resident_contact, s.acting & s.staff, out=cols[:, PRO_ACTING], casting="unsafe")
+    cols[:, RES_ACTING] = s.acting & ~s.staff
     cols[:, RESIDENT] = ~s.staff
-    cols[:, HOLD_VISION] = w * (s.vision >= lad.vision_threshold)
-    cols[:, HOLD_VALUE] = w * (s.value >= lad.value_threshold)
+    if threshold:
+        cols[:, HOLD_VISION] = w * (s.vision >= lad.vision_threshold)
+        cols[:, HOLD_VALUE] = w * (s.value >= lad.value_threshold)
     return model.ties.matmul(cols)
 
 
 def social_influence(model: CommonPurposeModel) -> None:
     cfg = model.config.influence
     s = model.state
-    nb = model.nb = neighbour_sums(model)
+    nb = model.snapshot()
     weight = nb[:, WEIGHT]
     has = weight > 0
     safe = np.where(has, weight, 1.0)
@@ -89,7 +94,7 @@ def feedback(model: CommonPurposeModel) -> None:
     """Visible action and results raise others' value; acting raises one's own; idle value fades."""
     cfg = model.config.feedback
     s = model.state
-    nb = model.nb if model.nb is not None else neighbour_sums(model)
+    nb = model.snapshot()
     weight = nb[:, WEIGHT]
     visible = np.where(weight > 0, nb[:, ACTING] / np.where(weight > 0, weight, 1.0), 0.0)
     pull = cfg.action * visible + cfg.results * results_signal(model)

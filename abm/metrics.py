@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
-from abm.acting import STAGES, local_structure
+from abm.acting import STAGES
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -32,6 +33,7 @@ MODEL_COLUMNS = (
     "acting_among_valuing_share",
     "embedded_processes",
     "structural_alignment",
+    "max_structural_alignment",
     "cultural_alignment",
     "inactive_share",
     "fairly_active_share",
@@ -86,6 +88,7 @@ def model_metrics(model: CommonPurposeModel) -> dict[str, float]:
         ),
         "embedded_processes": float(model.org_embedded.sum()),
         "structural_alignment": float(model.org_structure[staff_org].mean()) if staff_org.size else 0.0,
+        "max_structural_alignment": float(model.org_structure.max()) if model.org_structure.size else 0.0,
         "cultural_alignment": float(s.culture.mean()),
         "inactive_share": float((pa == 0).sum() / n_res),
         "fairly_active_share": float((pa == 1).sum() / n_res),
@@ -101,35 +104,50 @@ def model_metrics(model: CommonPurposeModel) -> dict[str, float]:
     return row
 
 
-def _group_block(model: CommonPurposeModel, codes: np.ndarray, k: int, struct: np.ndarray) -> np.ndarray:
-    """Rows: groups; columns: GROUP_METRICS. Codes < 0 are left out."""
+def _indicator(codes: np.ndarray, k: int) -> sp.csr_matrix:
+    """A k x n matrix with a 1 where person j belongs to group i (codes < 0 belong nowhere)."""
+    ok = np.flatnonzero(codes >= 0)
+    return sp.csr_matrix((np.ones(ok.size), (codes[ok].astype(np.int64), ok)), shape=(k, codes.size))
+
+
+def _weights(model: CommonPurposeModel) -> np.ndarray:
+    """Per person, the quantities that group metrics sum (columns follow _SUMS)."""
     s = model.state
-    ok = codes >= 0
-    c = codes[ok].astype(np.int64)
+    res = ~s.staff
+    w = np.empty((s.n, len(_SUMS)))
+    w[:, 0] = 1.0
+    w[:, 1] = s.vision
+    w[:, 2] = s.value
+    w[:, 3] = s.acting
+    w[:, 4] = model.stage == 5
+    w[:, 5] = res & (s.pa_class == 0)
+    w[:, 6] = res
+    w[:, 7] = s.staff
+    w[:, 8] = np.where(s.staff, model.org_structure[np.maximum(s.org, 0)], 0.0)
+    w[:, 9] = np.where(s.staff, model.org_embedded[np.maximum(s.org, 0)], 0.0)
+    return w
 
-    def total(weights: np.ndarray | None = None) -> np.ndarray:
-        return np.bincount(c, weights=None if weights is None else weights[ok], minlength=k)[:k]
 
-    count = total()
+_SUMS = ("count", "vision", "value", "acting", "cp", "inactive", "residents", "staff", "structure", "embedded")
+
+
+def _group_block(sums: np.ndarray) -> np.ndarray:
+    """Rows: groups; columns: GROUP_METRICS, from the group sums of _weights."""
+    count, vision, value, acting, cp, inactive, n_res, n_staff, struct, embedded = sums.T
     denom = np.maximum(count, 1)
-    res = (~s.staff).astype(float)
-    n_res = total(res)
-    staff = s.staff.astype(float)
-    n_staff = total(staff)
-    embedded = np.where(s.staff, model.org_embedded[np.maximum(s.org, 0)], 0.0)
-    block = np.column_stack(
-        [
-            count,
-            total(s.vision) / denom,
-            total(s.value) / denom,
-            total(s.acting.astype(float)) / denom,
-            total((model.stage == 5).astype(float)) / denom,
-            np.where(n_res > 0, total(res * (s.pa_class == 0)) / np.maximum(n_res, 1), np.nan),
-            np.where(n_staff > 0, total(struct) / np.maximum(n_staff, 1), np.nan),
-            np.where(n_staff > 0, total(embedded) / np.maximum(n_staff, 1), np.nan),
-        ]
-    )
-    return block
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.column_stack(
+            [
+                count,
+                vision / denom,
+                value / denom,
+                acting / denom,
+                cp / denom,
+                np.where(n_res > 0, inactive / n_res, np.nan),
+                np.where(n_staff > 0, struct / n_staff, np.nan),
+                np.where(n_staff > 0, embedded / n_staff, np.nan),
+            ]
+        )
 
 
 class Recorder:
@@ -138,6 +156,13 @@ class Recorder:
     def __init__(self, model: CommonPurposeModel):
         self.rows: list[dict[str, float]] = []
         self.blocks: dict[str, list[tuple[int, np.ndarray, list[str]]]] = {k: [] for k in model.config.output.groups}
+        self._indicators: dict[str, tuple[int, sp.csr_matrix]] = {}
+
+    def _group_sums(self, kind: str, codes: np.ndarray, k: int, w: np.ndarray) -> np.ndarray:
+        cached = self._indicators.get(kind)
+        if cached is None or cached[0] != codes.size or cached[1].shape[0] != k:
+            cached = self._indicators[kind] = (codes.size, _indicator(codes, k))
+        return cached[1] @ w
 
     def record(self, model: CommonPurposeModel) -> dict[str, float]:
         row = model_metrics(model)
@@ -149,11 +174,12 @@ class Recorder:
             "community": (s.community, model.community_names),
             "organisation": (s.org, model.org_names),
         }
-        struct = np.where(s.staff, local_structure(model), 0.0)
+        w = _weights(model) if self.blocks else None
         for kind, blocks in self.blocks.items():
             codes, names = sources[kind]
             if names:
-                blocks.append((model.week, _group_block(model, codes, len(names), struct), list(names)))
+                block = _group_block(self._group_sums(kind, codes, len(names), w))
+                blocks.append((model.week, block, list(names)))
         return row
 
     def model_frame(self) -> pd.DataFrame:

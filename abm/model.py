@@ -34,7 +34,7 @@ from abm.activities import ACTIVITY_CODE, run_activities
 from abm.agents import Stakeholder
 from abm.config import Config, load_config
 from abm.events import fire_events
-from abm.influence import feedback, social_influence
+from abm.influence import feedback, neighbour_sums, social_influence
 from abm.metrics import MODEL_COLUMNS, Recorder
 from abm.network import TIE_KINDS, generate
 from abm.residents import baseline_rates, move_classes
@@ -257,6 +257,12 @@ class CommonPurposeModel(mesa.Model):
     def week(self) -> int:
         """Weeks simulated so far (0 before the first step)."""
         return int(self.steps)
+
+    def snapshot(self) -> np.ndarray:
+        """This week's neighbour sums, taken once before anyone moves (synchronous update)."""
+        if self.nb is None:
+            self.nb = neighbour_sums(self)
+        return self.nb
 
     def enabled(self, stage: Stage) -> bool:
         return stage.switch is None or bool(getattr(self.config, stage.switch).enabled)

@@ -80,9 +80,13 @@ def _ward_metric(model: CommonPurposeModel, ward: str, metric: str) -> float:
 
 
 def stat_grangetown(model: CommonPurposeModel) -> dict[str, float]:
+    g = model.groups_frame()
+    ward = g[(g.group_kind == "ward") & (g.group == "grangetown")]
+    path = ward[ward.metric.isin(["mean_vision", "mean_value"])].groupby("step")["value"].mean()
     return {
         "cp": _ward_metric(model, "grangetown", "common_purpose_share"),
         "vision": _ward_metric(model, "grangetown", "mean_vision"),
+        "progress": float(path.mean()),
     }
 
 
@@ -100,7 +104,8 @@ def stat_national(model: CommonPurposeModel) -> dict[str, float]:
     return {
         "s104": float(df.loc[104, "structural_alignment"]),
         "s208": float(df.loc[model.week, "structural_alignment"]),
-        "smax_before": float(df.loc[:104, "structural_alignment"].max()),
+        "smax_before": float(df.loc[:103, "max_structural_alignment"].max()),
+        "smax_tight": float(df["max_structural_alignment"].max()),
         "cap": float(df.loc[100, "national_cap"]),
     }
 
@@ -217,10 +222,11 @@ def p3(seeds, workers=1) -> PatternResult:
     slowed = _pair(
         "P3a",
         "lower cultural alignment in a ward slows common purpose there",
-        "Grangetown mean vision at week 208",
+        "Grangetown's progress towards common purpose: mean of vision and value, averaged over the run "
+        "(default minus low culture)",
         "south_tees",
         "patterns/p3_culture_low",
-        "vision",
+        "progress",
         seeds,
         workers,
         stat_grangetown,
@@ -238,7 +244,7 @@ def p3(seeds, workers=1) -> PatternResult:
     )
     recovered.passed = recovered.passed and slowed.passed
     recovered.extra["slowed"] = slowed.line()
-    recovered.criterion += "; and low culture lowers Grangetown's vision (95% CI above 0)"
+    recovered.criterion += "; and low culture slows Grangetown's progress (95% CI above 0)"
     return recovered
 
 
@@ -275,7 +281,7 @@ def p5(seeds, workers=1) -> PatternResult:
     tight = run_many("patterns/p5_national_tight", seeds, stat_national, workers=workers)
     relaxed = run_many("patterns/p5_national_relaxed", seeds, stat_national, workers=workers)
     capped = all(r["smax_before"] <= r["cap"] + 1e-9 for r in tight + relaxed)
-    held = all(r["s208"] <= r["cap"] + 1e-9 for r in tight)
+    held = all(r["smax_tight"] <= r["cap"] + 1e-9 for r in tight)
     lifted = all(r["s208"] > r["cap"] for r in relaxed)
     diff = np.array([r["s208"] for r in relaxed]) - np.array([r["s208"] for r in tight])
     effect, ci = paired_ci(diff)
@@ -283,8 +289,8 @@ def p5(seeds, workers=1) -> PatternResult:
         "P5",
         "a tight national constraint caps local structural change; relaxing it lifts the plateau",
         "structural alignment at week 208 (relaxed at week 104 minus kept tight)",
-        "alignment never exceeds the cap while it holds (every run); every relaxed run ends above the old "
-        "cap; 95% CI of the paired difference above 0",
+        "no organisation's alignment exceeds the cap while it holds (every run); every relaxed run ends "
+        "above the old cap (staff-weighted mean); 95% CI of the paired difference above 0",
         {"tight": [r["s208"] for r in tight], "relaxed": [r["s208"] for r in relaxed]},
         effect,
         ci,
@@ -328,8 +334,9 @@ def p7(seeds, workers=1) -> PatternResult:
 def p8(seeds, workers=1) -> PatternResult:
     def flat(va, vb):
         mean, ci = paired_ci(np.array(va))
-        return ci[0] <= 0 <= ci[1] or abs(mean) < 0.005, {
-            "also": "with professionals blocked the change is indistinguishable from 0 (CI spans 0 or |mean| < 0.005)",
+        return ci[0] > -EQUIVALENCE and ci[1] < EQUIVALENCE, {
+            "also": f"with professionals blocked the change is equivalent to 0: its 95% CI lies within "
+            f"+/-{EQUIVALENCE} (two one-sided tests at 2.5%)",
             "blocked_change": (mean, ci),
         }
 
@@ -345,6 +352,10 @@ def p8(seeds, workers=1) -> PatternResult:
         stat_inactivity,
         extra_check=flat,
     )
+
+
+#: P8: a change in the target wards' inactive share smaller than this counts as no change.
+EQUIVALENCE = 0.03
 
 
 def logistic(x: np.ndarray, lo: float, hi: float, mid: float, scale: float) -> np.ndarray:

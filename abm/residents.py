@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from abm.influence import PRO_ACTING, RES_ACTING, RESIDENT, neighbour_sums
+from abm.influence import PRO_ACTING, RES_ACTING, RESIDENT
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -31,7 +31,7 @@ def baseline_rates(mixes: np.ndarray, relapse_fairly: float, relapse_active: flo
 
 def exposure(model: CommonPurposeModel) -> tuple[np.ndarray, np.ndarray]:
     """Per resident: saturating exposure to acting professionals, and acting share of resident ties."""
-    nb = model.nb if model.nb is not None else neighbour_sums(model)
+    nb = model.snapshot()
     pro = 1.0 - np.exp(-nb[:, PRO_ACTING])
     peers = np.where(nb[:, RESIDENT] > 0, nb[:, RES_ACTING] / np.maximum(nb[:, RESIDENT], 1e-12), 0.0)
     return pro, peers
@@ -45,7 +45,7 @@ def move_classes(model: CommonPurposeModel) -> None:
         return
     pro, peers = exposure(model)
     pro, peers = pro[res], peers[res]
-    gate = 1.0 - cfg.culture_weight * (1.0 - s.culture[res])
+    gate = 1.0 - cfg.culture_weight * (1.0 - s.culture[res] * model.national_culture)
     uplift = cfg.professional_effect * pro * gate * (1.0 + cfg.peer_effect * peers)
     base = model.uptake_rates[s.ward[res]]
     protect = 1.0 - cfg.protection * pro

@@ -1,10 +1,11 @@
-"""Model state as arrays: one numpy array per attribute, ties in a scipy.sparse matrix.
+"""Model state as arrays: one numpy array per attribute, ties in scipy.sparse matrices.
 
-`Ties` keeps every tie once (u < v) with its trust and kind, and a symmetric CSR matrix whose
-entries are trust. Trust changes are written straight into the matrix (each tie knows its two
-positions); new ties go to a small side matrix that is merged in when it grows past a few per
-cent; removed ties are zeroed and compacted at the next merge. So engagement and turnover cost
-O(changed ties), not a rebuild, per step.
+`Ties` keeps every tie once (u < v) with its trust and kind, and symmetric CSR matrices whose
+entries are trust: a main matrix, and a small side matrix of ties added since the last merge,
+merged in when it grows past a few per cent. Trust changes are written straight into the
+matrices (each tie knows its two positions); removed ties are zeroed and compacted at the next
+merge. So engagement and turnover cost O(changed ties) per step, not a rebuild. The matrices
+hold float32 (half the memory traffic of the neighbour sums); tie arrays keep float64.
 """
 
 from __future__ import annotations
@@ -13,13 +14,73 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse import _sparsetools
 
 from abm.config import Config
 from abm.network import Population, _tie_kind
 
 
+class _Part:
+    """A symmetric CSR matrix over the ties with ids lo..hi-1, with maps both ways."""
+
+    def __init__(self, ties: Ties, lo: int, hi: int, sort: bool = True):
+        n, m = ties.n, hi - lo
+        ids = np.arange(lo, hi, dtype=np.int64)
+        rows = np.concatenate([ties.eu[lo:hi], ties.ev[lo:hi]]).astype(np.int32)
+        cols = np.concatenate([ties.ev[lo:hi], ties.eu[lo:hi]]).astype(np.int32)
+        indptr = np.empty(n + 1, dtype=np.int32)
+        indices = np.empty(2 * m, dtype=np.int32)
+        slot = np.empty(2 * m, dtype=np.int64)
+        # linear-time counting sort into rows, then columns sorted within each row, carrying slots
+        _sparsetools.coo_tocsr(n, n, 2 * m, rows, cols, np.arange(2 * m, dtype=np.int64), indptr, indices, slot)
+        if sort:  # columns sorted within rows make row*n+col globally sorted: lookups need no argsort
+            _sparsetools.csr_sort_indices(n, indptr, indices, slot)
+        self.lo = lo
+        self.tie_at = np.concatenate([ids, ids])[slot]  # CSR position -> tie id
+        self.pos = np.empty((2, m), dtype=np.int64)  # tie id - lo -> its two CSR positions
+        self.pos[(slot >= m).astype(np.int64), self.tie_at - lo] = np.arange(2 * m)
+        if sort:
+            self.keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr)) * n + indices
+            self.key_tie = self.tie_at
+        else:  # a small side matrix: sort only its own keys (u < v entries)
+            keys = ties.eu[lo:hi].astype(np.int64) * n + ties.ev[lo:hi]
+            order = np.argsort(keys, kind="stable")
+            self.keys, self.key_tie = keys[order], ids[order]
+        data = (ties.trust[self.tie_at] * ties.alive[self.tie_at]).astype(np.float32)
+        self.A = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+
+    def write(self, tie: np.ndarray, value: np.ndarray) -> None:
+        k = tie - self.lo
+        self.A.data[self.pos[0, k]] = value
+        self.A.data[self.pos[1, k]] = value
+
+    def find(self, u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
+        key = u.astype(np.int64) * n + v
+        out = np.full(key.size, -1, dtype=np.int64)
+        if self.keys.size:
+            i = np.minimum(np.searchsorted(self.keys, key), self.keys.size - 1)
+            hit = self.keys[i] == key
+            out[hit] = self.key_tie[i[hit]]
+        return out
+
+    def rows(self, nodes: np.ndarray) -> np.ndarray:
+        """CSR positions of every entry in the given rows."""
+        start = self.A.indptr[nodes].astype(np.int64)
+        count = self.A.indptr[nodes + 1].astype(np.int64) - start
+        offsets = np.repeat(start - np.concatenate([[0], np.cumsum(count)[:-1]]), count)
+        return offsets + np.arange(int(count.sum()))
+
+
 class Ties:
-    """Undirected weighted ties with O(1) trust updates and amortised additions and removals."""
+    """Undirected weighted ties with O(1) trust updates and amortised additions and removals.
+
+    Ties live in three bands of ids: [0, m_main) in the main matrix, [m_main, m_side) in the side
+    matrix, and newer ones pending until the next `flush` (at the step's neighbour sums), so a
+    week's new ties start carrying influence together, at the next synchronous update.
+    """
+
+    #: Merge everything into the main matrix when newer ties exceed this share of it.
+    MERGE_SHARE = 0.15
 
     def __init__(self, n: int, eu: np.ndarray, ev: np.ndarray, trust: np.ndarray, kind: np.ndarray):
         self.n = n
@@ -37,127 +98,132 @@ class Ties:
         """Number of live ties."""
         return int(self.alive.sum())
 
+    @property
+    def A(self) -> sp.csr_matrix:
+        """The main trust matrix (newer ties are in the side matrix or pending)."""
+        return self.main.A
+
     def _rebuild(self) -> None:
-        """Compact dead ties and build the main CSR matrix with every live tie."""
+        """Compact removed ties and put every live tie in the main matrix."""
         keep = self.alive
         if not keep.all():
             self.eu, self.ev = self.eu[keep], self.ev[keep]
             self.trust, self.kind = self.trust[keep], self.kind[keep]
             self.alive = np.ones(self.eu.size, dtype=bool)
-        m = self.eu.size
-        rows = np.concatenate([self.eu, self.ev]).astype(np.int64)
-        cols = np.concatenate([self.ev, self.eu]).astype(np.int64)
-        order = np.argsort(rows * self.n + cols, kind="stable")
-        eid = np.concatenate([np.arange(m), np.arange(m)])[order]
-        indptr = np.zeros(self.n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=self.n), out=indptr[1:])
-        self.A = sp.csr_matrix((self.trust[eid], cols[order].astype(np.int32), indptr), shape=(self.n, self.n))
-        self.pos_edge = eid  # CSR position -> tie id
-        self.pos = np.empty((2, m), dtype=np.int64)  # tie id -> its two CSR positions
-        # the (u, v) entry sits in row u; the (v, u) entry in row v
-        in_row_u = np.concatenate([np.ones(m, bool), np.zeros(m, bool)])[order]
-        self.pos[0, eid[in_row_u]] = np.flatnonzero(in_row_u)
-        self.pos[1, eid[~in_row_u]] = np.flatnonzero(~in_row_u)
-        self.m_main = m
-        self.key_main = np.minimum(self.eu, self.ev).astype(np.int64) * self.n + np.maximum(self.eu, self.ev)
-        self.key_order = np.argsort(self.key_main, kind="stable")
-        self.key_sorted = self.key_main[self.key_order]
-        self.B: sp.csr_matrix | None = None
-        self._extra_dirty = False
-        self._keys_cache: tuple[int, np.ndarray, np.ndarray] | None = None
+        self.m_main = self.m_side = self.eu.size
+        self.main = _Part(self, 0, self.m_main)
+        self.side: _Part | None = None
+        self._pending_keys: tuple[np.ndarray, np.ndarray] | None = None
         self.merges += 1
 
-    def _extra(self) -> sp.csr_matrix | None:
-        if self._extra_dirty:
-            e = np.arange(self.m_main, self.eu.size)
-            w = self.trust[e] * self.alive[e]
-            rows = np.concatenate([self.eu[e], self.ev[e]])
-            cols = np.concatenate([self.ev[e], self.eu[e]])
-            self.B = sp.csr_matrix((np.concatenate([w, w]), (rows, cols)), shape=(self.n, self.n))
-            self._extra_dirty = False
-        return self.B if self.eu.size > self.m_main else None
+    def flush(self) -> None:
+        """Bring pending ties into the matrices (merging everything when the newer bands grow large)."""
+        m = self.eu.size
+        if m == self.m_side:
+            return
+        if m - self.m_main > max(2048, self.MERGE_SHARE * self.m_main):
+            self._rebuild()
+            return
+        self.side = _Part(self, self.m_main, m, sort=False)
+        self.m_side = m
+        self._pending_keys = None
+
+    def _parts(self) -> list[_Part]:
+        return [self.main] if self.side is None else [self.main, self.side]
 
     def matmul(self, x: np.ndarray) -> np.ndarray:
-        """Trust-weighted neighbour sums: W @ x for a vector or an (n, k) block."""
-        out = self.A @ x
-        extra = self._extra()
-        if extra is not None:
-            out += extra @ x
+        """Trust-weighted neighbour sums, W @ x, for a vector or an (n, k) block (flushes first)."""
+        self.flush()
+        out = self.main.A @ x
+        if self.side is not None:
+            out += self.side.A @ x
+        return out
+
+    def _pending(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._pending_keys is None:
+            a, b = self.eu[self.m_side :], self.ev[self.m_side :]
+            keys = a.astype(np.int64) * self.n + b
+            order = np.argsort(keys, kind="stable")
+            self._pending_keys = (keys[order], order + self.m_side)
+        return self._pending_keys
+
+    def _find_any(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Tie ids for the pairs, live or removed (each pair is stored at most once)."""
+        a, b = np.minimum(u, v).astype(np.int64), np.maximum(u, v).astype(np.int64)
+        out = self.main.find(a, b, self.n)
+        if self.side is not None:
+            miss = np.flatnonzero(out < 0)
+            out[miss] = self.side.find(a[miss], b[miss], self.n)
+        if self.eu.size > self.m_side:
+            keys, ids = self._pending()
+            miss = np.flatnonzero(out < 0)
+            key = a[miss] * self.n + b[miss]
+            i = np.minimum(np.searchsorted(keys, key), keys.size - 1)
+            hit = keys[i] == key
+            out[miss[hit]] = ids[i[hit]]
         return out
 
     def find(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Tie ids for the pairs (u, v), -1 where there is no live tie."""
-        key = np.minimum(u, v).astype(np.int64) * self.n + np.maximum(u, v)
-        out = np.full(key.size, -1, dtype=np.int64)
-        if self.key_sorted.size:
-            i = np.clip(np.searchsorted(self.key_sorted, key), 0, self.key_sorted.size - 1)
-            hit = self.key_sorted[i] == key
-            out[hit] = self.key_order[i[hit]]
-            out[(out >= 0) & ~self.alive[np.maximum(out, 0)]] = -1  # a removed tie may be re-added later
-        if self.eu.size > self.m_main:
-            keys, order = self._extra_keys()
-            j = np.flatnonzero(out < 0)
-            i = np.clip(np.searchsorted(keys, key[j]), 0, keys.size - 1)
-            hit = keys[i] == key[j]
-            out[j[hit]] = self.m_main + order[i[hit]]
-        found = out >= 0
-        out[found & ~self.alive[np.maximum(out, 0)]] = -1
+        out = self._find_any(np.asarray(u), np.asarray(v))
+        out[(out >= 0) & ~self.alive[np.maximum(out, 0)]] = -1
         return out
 
-    def _extra_keys(self) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted keys of the ties added since the last merge (cached until the next addition)."""
-        if self._keys_cache is None or self._keys_cache[0] != self.eu.size:
-            a, b = self.eu[self.m_main :], self.ev[self.m_main :]
-            keys = np.minimum(a, b).astype(np.int64) * self.n + np.maximum(a, b)
-            keys[~self.alive[self.m_main :]] = -1  # removed ties are never found
-            order = np.argsort(keys, kind="stable")
-            self._keys_cache = (self.eu.size, keys[order], order)
-        return self._keys_cache[1], self._keys_cache[2]
-
     def set_trust(self, tie: np.ndarray, value: np.ndarray) -> None:
-        """Write new trust for live ties (vectorised; ties may repeat, the last write wins)."""
+        """Write new trust for ties (vectorised; ties may repeat, the last write wins)."""
+        tie = np.asarray(tie, dtype=np.int64)
         self.trust[tie] = value
+        live = (self.trust[tie] * self.alive[tie]).astype(np.float32)
         main = tie < self.m_main
-        t = tie[main]
-        self.A.data[self.pos[0, t]] = self.trust[t]
-        self.A.data[self.pos[1, t]] = self.trust[t]
-        if (~main).any():
-            self._extra_dirty = True
+        self.main.write(tie[main], live[main])
+        side = ~main & (tie < self.m_side)
+        if self.side is not None and side.any():
+            self.side.write(tie[side], live[side])
 
-    def add(self, u: np.ndarray, v: np.ndarray, trust: float | np.ndarray, kind: np.ndarray) -> np.ndarray:
-        """Add ties between distinct pairs not already tied; returns how many were added."""
+    def add(self, u: np.ndarray, v: np.ndarray, trust: float | np.ndarray, kind: np.ndarray) -> int:
+        """Add ties between distinct pairs not already tied (removed ones are revived); returns how many."""
         u, v = np.asarray(u, dtype=np.int64), np.asarray(v, dtype=np.int64)
-        ok = (u != v) & (self.find(u, v) < 0)
-        if not ok.any():
-            return np.zeros(0, dtype=np.int64)
-        a, b = np.minimum(u[ok], v[ok]), np.maximum(u[ok], v[ok])
+        trust = np.broadcast_to(np.asarray(trust, dtype=float), u.shape)
+        kind = np.broadcast_to(np.asarray(kind, dtype=np.int8), u.shape)
+        a, b = np.minimum(u, v), np.maximum(u, v)
         key, first = np.unique(a * self.n + b, return_index=True)
-        t = np.broadcast_to(np.asarray(trust, dtype=float), u.shape)[ok][first]
-        k = np.asarray(kind, dtype=np.int8)[ok][first]
-        start = self.eu.size
-        self.eu = np.concatenate([self.eu, (key // self.n).astype(np.int32)])
-        self.ev = np.concatenate([self.ev, (key % self.n).astype(np.int32)])
-        self.trust = np.concatenate([self.trust, t])
-        self.kind = np.concatenate([self.kind, k])
-        self.alive = np.concatenate([self.alive, np.ones(key.size, dtype=bool)])
-        self._extra_dirty = True
-        if self.eu.size - self.m_main > max(2048, 0.05 * self.m_main):
-            self._rebuild()
-            return self.find(key // self.n, key % self.n)
-        return np.arange(start, self.eu.size)
+        keep = (key // self.n) != (key % self.n)
+        key, first = key[keep], first[keep]
+        if key.size == 0:
+            return 0
+        existing = self._find_any(key // self.n, key % self.n)
+        dead = (existing >= 0) & ~self.alive[np.maximum(existing, 0)]
+        revived = existing[dead]
+        self.alive[revived] = True
+        self.kind[revived] = kind[first[dead]]
+        self.set_trust(revived, trust[first[dead]])
+        fresh = existing < 0
+        key, first = key[fresh], first[fresh]
+        if key.size:
+            self.eu = np.concatenate([self.eu, (key // self.n).astype(np.int32)])
+            self.ev = np.concatenate([self.ev, (key % self.n).astype(np.int32)])
+            self.trust = np.concatenate([self.trust, trust[first]])
+            self.kind = np.concatenate([self.kind, kind[first]])
+            self.alive = np.concatenate([self.alive, np.ones(key.size, dtype=bool)])
+            self._pending_keys = None
+        return int(key.size + revived.size)
 
     def remove(self, tie: np.ndarray) -> None:
-        """Remove live ties (they stop carrying influence at once and are compacted later)."""
-        tie = np.unique(tie)
+        """Remove ties: they stop carrying influence at once and are compacted at a later merge."""
+        tie = np.unique(np.asarray(tie, dtype=np.int64))
         self.alive[tie] = False
-        self._keys_cache = None
         self.set_trust(tie, np.zeros(tie.size))
         if (~self.alive).sum() > max(2048, 0.2 * self.m_main):
             self._rebuild()
 
     def incident(self, nodes_mask: np.ndarray) -> np.ndarray:
-        """Ids of live ties touching any node in the boolean mask."""
-        return np.flatnonzero(self.alive & (nodes_mask[self.eu] | nodes_mask[self.ev]))
+        """Ids of live ties touching any node in the boolean mask (cost: their degree)."""
+        nodes = np.flatnonzero(nodes_mask)
+        parts = [p.tie_at[p.rows(nodes)] for p in self._parts()]
+        pending = np.arange(self.m_side, self.eu.size)
+        parts.append(pending[nodes_mask[self.eu[pending]] | nodes_mask[self.ev[pending]]])
+        tie = np.unique(np.concatenate(parts))
+        return tie[self.alive[tie]]
 
     def grow(self, n: int) -> None:
         """Make room for new nodes (a partner joining)."""
@@ -165,16 +231,23 @@ class Ties:
         self._rebuild()
 
     def random_neighbour(self, nodes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One random live neighbour of each node (-1 when none) and the tie id."""
-        start, end = self.A.indptr[nodes], self.A.indptr[nodes + 1]
-        deg = end - start
-        pos = start + (rng.random(nodes.size) * deg).astype(np.int64)
-        has = deg > 0
-        nb = np.where(has, self.A.indices[np.minimum(pos, self.A.indices.size - 1)], -1)
-        tie = np.where(has, self.pos_edge[np.minimum(pos, self.pos_edge.size - 1)], -1)
-        dead = has & ~self.alive[np.maximum(tie, 0)]
+        """One random live neighbour of each node (-1 when none) and the tie id (pending ties excluded)."""
+        parts = self._parts()
+        degs = [np.diff(p.A.indptr)[nodes].astype(np.int64) for p in parts]
+        total = sum(degs)
+        r = (rng.random(nodes.size) * total).astype(np.int64)
+        nb = np.full(nodes.size, -1, dtype=np.int64)
+        tie = np.full(nodes.size, -1, dtype=np.int64)
+        offset = np.zeros(nodes.size, dtype=np.int64)
+        for part, deg in zip(parts, degs, strict=True):
+            pick = (r >= offset) & (r < offset + deg)
+            pos = part.A.indptr[nodes[pick]] + (r[pick] - offset[pick])
+            nb[pick] = part.A.indices[pos]
+            tie[pick] = part.tie_at[pos]
+            offset += deg
+        dead = (tie >= 0) & ~self.alive[np.maximum(tie, 0)]
         nb[dead], tie[dead] = -1, -1
-        return nb.astype(np.int64), tie
+        return nb, tie
 
     def neighbours(self, i: int) -> np.ndarray:
         """Live neighbours of one node (for inspection, not for the step)."""
@@ -216,6 +289,9 @@ class State:
     first_acting: np.ndarray
     acted_after: np.ndarray  # last activity that touched the person (for the event log), -1 none
     replaced: np.ndarray  # how many times this post changed hands
+    init_vision: np.ndarray  # starting means for whoever holds the post (role, or organisation override)
+    init_value: np.ndarray
+    init_aware: np.ndarray
 
     @property
     def n(self) -> int:
@@ -267,6 +343,9 @@ class State:
             first_acting=np.full(n, -1, dtype=np.int32),
             acted_after=np.full(n, -1, dtype=np.int8),
             replaced=np.zeros(n, dtype=np.int32),
+            init_vision=iv,
+            init_value=ival,
+            init_aware=iaware,
         )
 
     def append(self, other: State) -> None:

@@ -2,8 +2,8 @@
 
 A newcomer takes over the post (the same agent and index). What survives depends on the
 organisation's legacy, 1 - exp(-embedded / legacy_half):
-- vision and value: the role's starting values, lifted towards the organisation's current
-  mean by the legacy;
+- vision and value: the post's starting values (the role's, or the organisation's override;
+  0 for a newcomer who is not yet aware), lifted towards colleagues' current mean by the legacy;
 - ties: colleagues stay (trust reset towards that of a new tie); outside ties are lost with
   probability tie_loss x (1 - legacy); kept ones keep trust in proportion to the legacy;
 - structures: alignment gained above the starting level erodes in proportion to the share
@@ -36,11 +36,16 @@ def replace_people(model: CommonPurposeModel, leavers: np.ndarray) -> None:
     size = np.maximum(np.bincount(s.org[s.staff], minlength=n_org), 1)
     mean_v = np.bincount(s.org[s.staff], weights=s.vision[s.staff], minlength=n_org) / size
     mean_u = np.bincount(s.org[s.staff], weights=s.value[s.staff], minlength=n_org) / size
-    iv, iu, ia = (model.role_initial[k][s.role[leavers]] for k in ("vision", "value", "aware"))
+    iv, iu, ia = s.init_vision[leavers], s.init_value[leavers], s.init_aware[leavers]
     o = s.org[leavers]
-    s.vision[leavers] = iv + leg * np.maximum(mean_v[o] - iv, 0.0)
-    s.value[leavers] = iu + leg * np.maximum(mean_u[o] - iu, 0.0)
-    s.aware[leavers] = model.rng.random(leavers.size) < np.maximum(ia, leg)
+    # a newcomer starts like anyone new to the post, lifted towards colleagues by the legacy
+    aware = model.rng.random(leavers.size) < np.maximum(ia, leg)
+    noise = model.rng.normal(0, 0.1, (2, leavers.size))
+    start_v = np.clip(iv + noise[0] * (iv > 0), 0.0, 1.0)
+    start_u = np.clip(iu + noise[1] * (iu > 0), 0.0, 1.0)
+    s.vision[leavers] = np.where(aware, start_v + leg * np.maximum(mean_v[o] - start_v, 0.0), 0.0)
+    s.value[leavers] = np.where(aware, start_u + leg * np.maximum(mean_u[o] - start_u, 0.0), 0.0)
+    s.aware[leavers] = aware
     s.acting[leavers] = False
     s.sustain[leavers] = 0.0
     s.insight[leavers] = 0.0
@@ -63,7 +68,8 @@ def replace_people(model: CommonPurposeModel, leavers: np.ndarray) -> None:
         lost = ~within & (model.rng.random(inc.size) < cfg.turnover.tie_loss * (1.0 - keep_share))
         t0 = cfg.network.trust.new_tie
         kept = inc[~lost]
-        ties.set_trust(kept, t0 + keep_share[~lost] * np.maximum(ties.trust[kept] - t0, 0.0))
+        old = ties.trust[kept]
+        ties.set_trust(kept, np.where(old > t0, t0 + keep_share[~lost] * (old - t0), old))
         ties.remove(inc[lost])
 
     # structures erode where people leave, unless the change is embedded
