@@ -77,26 +77,35 @@ def _ward_weights(model: CommonPurposeModel) -> np.ndarray:
     return w
 
 
-def _sample(model: CommonPurposeModel, k: int, weight: np.ndarray) -> np.ndarray:
-    """k people drawn with probability proportional to weight (with replacement)."""
-    total = weight.sum()
-    if k <= 0 or total <= 0:
+def _sample(model: CommonPurposeModel, k: int, weight: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
+    """k people drawn with probability proportional to weight (with replacement).
+
+    `among` (indices) restricts the draw to those people; `weight` is then aligned with it.
+    """
+    if k <= 0 or weight.size == 0:
         return np.zeros(0, dtype=np.int64)
     cum = np.cumsum(weight)
-    return np.minimum(np.searchsorted(cum, model.rng.random(k) * cum[-1], side="right"), weight.size - 1)
+    if cum[-1] <= 0:
+        return np.zeros(0, dtype=np.int64)
+    pick = np.minimum(np.searchsorted(cum, model.rng.random(k) * cum[-1], side="right"), weight.size - 1)
+    return pick if among is None else among[pick]
 
 
 def _targets(model: CommonPurposeModel, k: int, prefer_unaware: bool) -> np.ndarray:
     s = model.state
-    w = _ward_weights(model)[s.ward]
-    if prefer_unaware:
-        w = w * np.where(s.aware, 0.3, 1.0)
+    ward_w = _ward_weights(model)
+    staff, residents = model.staff_index, model.resident_index
+
+    def weights(idx: np.ndarray) -> np.ndarray:
+        w = ward_w[s.ward[idx]]
+        return w * np.where(s.aware[idx], 0.3, 1.0) if prefer_unaware else w
+
     k_staff = int(model.rng.binomial(k, model.config.effort.staff_focus)) if k else 0
-    w_staff = np.where(s.staff, w, 0.0)
-    w_res = np.where(s.staff, 0.0, w)
-    if w_res.sum() == 0:
+    if residents.size == 0:
         k_staff = k
-    return np.concatenate([_sample(model, k_staff, w_staff), _sample(model, k - k_staff, w_res)])
+    return np.concatenate(
+        [_sample(model, k_staff, weights(staff), staff), _sample(model, k - k_staff, weights(residents), residents)]
+    )
 
 
 def _actions(model: CommonPurposeModel, share: float, cost: float) -> int:
@@ -153,10 +162,11 @@ def collaborative(model: CommonPurposeModel, share: float) -> None:
     spec = model.config.activities.collaborative
     s = model.state
     k = _actions(model, share, spec.cost)
-    w = np.where(s.staff & s.aware, 0.05 + s.vision, 0.0)
+    staff = model.staff_index
+    w = np.where(s.aware[staff], 0.05 + s.vision[staff], 0.0)
     if model.config.effort.policy == "adaptive":
-        w = w * (1.0 - model.org_structure[np.maximum(s.org, 0)] + 0.05)
-    a = _sample(model, k, w)
+        w = w * (1.0 - model.org_structure[s.org[staff]] + 0.05)
+    a = _sample(model, k, w, staff)
     if a.size == 0:
         return
     brokered = model.rng.random(a.size) < spec.brokered_share
@@ -193,23 +203,26 @@ def leadership(model: CommonPurposeModel, share: float) -> None:
     spec = model.config.activities.leadership
     s = model.state
     k = _actions(model, share, spec.cost)
-    senior = s.staff & (s.level >= spec.min_level)
-    committed = senior & (s.vision >= model.config.ladder.vision_threshold)
-    w_lead = np.where(committed, s.vision * s.value, 0.0)
-    w_partner = np.where(senior & s.aware, 0.05 + s.vision, 0.0)
+    staff = model.staff_index
+    senior = s.level[staff] >= spec.min_level
+    v = s.vision[staff]
+    w_lead = np.where(senior & (v >= model.config.ladder.vision_threshold), v * s.value[staff], 0.0)
+    w_partner = np.where(senior & s.aware[staff], 0.05 + v, 0.0)
     if model.config.effort.policy == "adaptive":
-        w_partner = w_partner * (1.0 - model.org_structure[np.maximum(s.org, 0)] + 0.05)
-    a, b = _sample(model, k, w_lead), _sample(model, k, w_partner)
+        w_partner = w_partner * (1.0 - model.org_structure[s.org[staff]] + 0.05)
+    a, b = _sample(model, k, w_lead, staff), _sample(model, k, w_partner, staff)
     if a.size == 0 or b.size == 0:
         return
+    same = s.org[a] == s.org[b]  # partners come from elsewhere: one redraw, then drop the rest
+    b[same] = _sample(model, int(same.sum()), w_partner, staff)
+    pair = s.org[a] != s.org[b]
+    a, b = a[pair], b[pair]
     strength = s.vision[a] * s.value[a]
     for p in (a, b):
         _shift_structure(model, s.org[p], spec.structure_gain * strength)
         s.value[p] += spec.value_gain * s.vision[p] * (1.0 - s.value[p])
         s.acted_after[p] = ACTIVITY_CODE["leadership"]
-    pair = s.org[a] != s.org[b]
-    if pair.any():
-        a, b = a[pair], b[pair]
+    if a.size:
         tie = model.ties.find(a, b)
         old = np.unique(tie[tie >= 0])
         model.ties.set_trust(old, model.ties.trust[old] + spec.trust_gain * (1.0 - model.ties.trust[old]))
@@ -259,3 +272,4 @@ def run_activities(model: CommonPurposeModel) -> None:
             ACTIVITY_FUNCS[name](model, shares[name])
     np.clip(model.state.vision, 0.0, 1.0, out=model.state.vision)
     np.clip(model.state.value, 0.0, 1.0, out=model.state.value)
+    model.ties.flush()  # this week's new ties carry influence from this week's synchronous update on

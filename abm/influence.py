@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from abm.activities import culture_gate
-
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
 
@@ -58,7 +56,7 @@ def social_influence(model: CommonPurposeModel) -> None:
     weight = nb[:, WEIGHT]
     has = weight > 0
     safe = np.where(has, weight, 1.0)
-    gate = culture_gate(model) * s.susceptibility
+    gate = model.gate() * s.susceptibility
     if cfg.rule == "averaging":
         for attr, col, gated_by_vision in (("vision", VISION, False), ("value", VALUE, True)):
             x = getattr(s, attr)
@@ -98,7 +96,7 @@ def feedback(model: CommonPurposeModel) -> None:
     weight = nb[:, WEIGHT]
     visible = np.where(weight > 0, nb[:, ACTING] / np.where(weight > 0, weight, 1.0), 0.0)
     pull = cfg.action * visible + cfg.results * results_signal(model)
-    s.value += pull * s.vision * culture_gate(model) * (1.0 - s.value)
+    s.value += pull * s.vision * model.gate() * (1.0 - s.value)
     s.value += cfg.doing * s.acting * (1.0 - s.value)
     # without action, other priorities crowd the vision out: value fades, vision more slowly
     idle = ~s.acting

@@ -114,7 +114,7 @@ def _weights(model: CommonPurposeModel) -> np.ndarray:
     """Per person, the quantities that group metrics sum (columns follow _SUMS)."""
     s = model.state
     res = ~s.staff
-    w = np.empty((s.n, len(_SUMS)))
+    w = np.empty((s.n, len(_SUMS)), dtype=np.float32)
     w[:, 0] = 1.0
     w[:, 1] = s.vision
     w[:, 2] = s.value

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from abm.acting import STAGES, decide_acting, update_ladder
-from abm.activities import ACTIVITY_CODE, run_activities
+from abm.activities import ACTIVITY_CODE, culture_gate, run_activities
 from abm.agents import Stakeholder
 from abm.config import Config, load_config
 from abm.events import fire_events
@@ -241,6 +241,8 @@ class CommonPurposeModel(mesa.Model):
         self.protected_roles = np.array([r in cfg.turnover.protect_roles for r in self.role_names])
         self.stage = np.zeros(self.state.n, dtype=np.int8)
         self.nb: np.ndarray | None = None
+        self._gate: np.ndarray | None = None
+        self._index_cache: tuple[int, np.ndarray, np.ndarray] | None = None
         self.last_allocation: dict[str, float] = {}
 
     def add_agents(self, indices: np.ndarray) -> None:
@@ -258,6 +260,25 @@ class CommonPurposeModel(mesa.Model):
         """Weeks simulated so far (0 before the first step)."""
         return int(self.steps)
 
+    @property
+    def staff_index(self) -> np.ndarray:
+        """Indices of staff (cached until people are added)."""
+        if self._index_cache is None or self._index_cache[0] != self.state.n:
+            self._index_cache = (self.state.n, np.flatnonzero(self.state.staff), np.flatnonzero(~self.state.staff))
+        return self._index_cache[1]
+
+    @property
+    def resident_index(self) -> np.ndarray:
+        """Indices of residents (cached until people are added)."""
+        self.staff_index  # noqa: B018 (refreshes the cache)
+        return self._index_cache[2]
+
+    def gate(self) -> np.ndarray:
+        """This week's culture gate for everyone, once culture has stopped changing (influence on)."""
+        if self._gate is None:
+            self._gate = culture_gate(self)
+        return self._gate
+
     def snapshot(self) -> np.ndarray:
         """This week's neighbour sums, taken once before anyone moves (synchronous update)."""
         if self.nb is None:
@@ -269,7 +290,7 @@ class CommonPurposeModel(mesa.Model):
 
     def step(self) -> None:
         """One week: every enabled stage of STEP_ORDER, in order, on whole arrays."""
-        self.nb = None
+        self.nb = self._gate = None
         for stage in self.stages:
             if self.enabled(stage):
                 stage.run(self)
