@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from abm.activities import legacy
+from abm.state import by_organisation
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -43,7 +44,7 @@ def local_structure(model: CommonPurposeModel) -> np.ndarray:
     ward_struct = np.where(ward_staff > 0, ward_struct_sum / np.maximum(ward_staff, 1), overall)
     w = model.config.acting.residents_structure
     resident_struct = 1.0 - w * (1.0 - ward_struct[s.ward])
-    return np.where(s.staff, model.org_structure[np.maximum(s.org, 0)], resident_struct)
+    return np.where(s.staff, by_organisation(model.org_structure, s.org), resident_struct)
 
 
 def acting_probability(model: CommonPurposeModel) -> np.ndarray:
@@ -53,7 +54,7 @@ def acting_probability(model: CommonPurposeModel) -> np.ndarray:
     x = np.clip((commitment - cfg.threshold) / cfg.width, 0.0, 1.0)
     p_conscious = x * x * (3.0 - 2.0 * x)
     p_structure = np.clip(local_structure(model), 0.0, 1.0) ** cfg.structure_exponent
-    routine = np.where(s.staff, cfg.embedded_action * legacy(model)[np.maximum(s.org, 0)], 0.0)
+    routine = cfg.embedded_action * by_organisation(legacy(model), s.org)
     p = 1.0 - (1.0 - p_conscious * p_structure) * (1.0 - routine)
     keep = cfg.habit * s.acting * (p > 0)
     return 1.0 - (1.0 - p) * (1.0 - keep)

@@ -130,8 +130,45 @@ class TrustSpec(Strict):
     noise: Unit = Field(0.1, description="spread of initial trust around the kind's mean")
 
 
+#: Model fields an imported map's columns can be renamed to (see `MapMappingSpec.columns`).
+MapColumn = Literal["id", "label", "role", "ward", "organisation", "community", "trust", "source", "target"]
+
+
+class MapMappingSpec(Strict):
+    """How an imported map's columns and labels become the model's roles, wards and organisations.
+
+    Names and labels are matched case-insensitively, with spaces and hyphens read as underscores.
+    """
+
+    columns: dict[MapColumn, str] = Field(
+        default_factory=dict, description="the map's column for a model field, e.g. {role: Job title}"
+    )
+    roles: dict[str, str] = Field(default_factory=dict, description="map label -> role, e.g. {Practice nurse: gp}")
+    wards: dict[str, str] = Field(default_factory=dict, description="map label -> ward")
+    organisations: dict[str, str] = Field(
+        default_factory=dict, description="organisation name in the map -> organisation type in the config"
+    )
+    default_role: str | None = Field(None, description="role of people with none (default: the resident role)")
+    default_ward: str | None = Field(
+        None, description="ward of people with none or an unknown one (default: first non-target ward)"
+    )
+    default_organisation: str | None = Field(
+        None, description="organisation of staff with none (default: one per role and ward)"
+    )
+
+
 class NetworkSpec(Strict):
-    generator: Literal["south_tees"] = "south_tees"
+    generator: Literal["south_tees", "erdos_renyi", "ring_lattice"] = Field(
+        "south_tees", description="south_tees, or a canonical graph for docking (one role, one ward)"
+    )
+    agents: int = Field(1000, ge=1, le=MAX_AGENTS, description="erdos_renyi / ring_lattice: number of people")
+    mean_degree: NonNeg = Field(4.0, le=10_000, description="erdos_renyi: z; ring_lattice: k (even)")
+    rewire_p: Unit = Field(0.0, description="ring_lattice: chance each tie is rewired at random")
+    source: str | None = Field(
+        None, description="a map file to use instead of the generator (GraphML, GEXF, CSV, Kumu, PRSM)"
+    )
+    source_max_mb: Positive = Field(50.0, le=10_000, description="largest map file accepted (megabytes)")
+    mapping: MapMappingSpec = Field(default_factory=MapMappingSpec)
     within_org_degree: NonNeg = Field(6.0, le=1000)
     hierarchy: bool = Field(True, description="each person tied to someone one level up")
     cross_sector_degree: NonNeg = Field(1.5, le=1000, description="ties per staff member to other sectors")
@@ -225,10 +262,19 @@ class ActivitiesSpec(Strict):
 
 class InfluenceSpec(Strict):
     enabled: bool = True
-    rule: Literal["averaging", "threshold"] = "averaging"
+    rule: Literal["averaging", "threshold", "independent_cascade"] = "averaging"
     rate: Unit = Field(0.08, description="averaging: weekly step towards neighbours' weighted mean")
+    self_weight: NonNeg = Field(
+        0.0, le=1000, description="averaging: own weight in the mean, times own influence (DeGroot: 1)"
+    )
     decline: Unit = Field(0.3, description="speed of moving down towards sceptics, relative to up")
-    threshold: Unit = Field(0.25, description="threshold: weighted share of holders needed")
+    threshold: Annotated[float, Field(ge=0.0, le=1000.0, allow_inf_nan=False)] = Field(
+        0.25, description="threshold: weighted share (or count) of holders needed"
+    )
+    threshold_mode: Literal["fraction", "count"] = Field(
+        "fraction", description="threshold: compare a share of neighbours, or a trust-weighted count"
+    )
+    transmissibility: Unit = Field(0.2, description="independent cascade: chance T per tie of passing it on")
     jump: Unit = Field(0.5, description="threshold: move towards 1 when the threshold is met")
     culture_exponent: Positive = Field(1.0, le=10, description="how sharply culture gates influence")
     insight_effect: Unit = Field(0.7, description="how far insight offsets cultural misalignment")
@@ -323,6 +369,18 @@ class PartnerJoins(EventBase):
 Event = Annotated[NationalPolicyChange | FundingCut | LeaderLeaves | PartnerJoins, Field(discriminator="type")]
 
 
+class InitialSpec(Strict):
+    """Starting conditions beyond the roles' defaults (used for docking runs)."""
+
+    adopters: int = Field(0, ge=0, le=MAX_AGENTS, description="people who start holding vision and value (1.0)")
+    seeding: Literal["random", "cluster"] = Field(
+        "random", description="adopters drawn at random, or a random person and their nearest ties"
+    )
+    opinions: Literal["roles", "uniform"] = Field(
+        "roles", description="starting vision and value: by role, or uniform in [0, 1] for everyone"
+    )
+
+
 class OutputSpec(Strict):
     groups: list[Literal["role", "ward", "community", "organisation"]] = Field(
         default_factory=lambda: ["role", "ward", "community", "organisation"]
@@ -355,10 +413,16 @@ class Config(Strict):
     residents_activity: ResidentsSpec = Field(default_factory=ResidentsSpec)
     national: NationalSpec = Field(default_factory=NationalSpec)
     events: list[Event] = Field(default_factory=list)
+    initial: InitialSpec = Field(default_factory=InitialSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
+        if self.influence.threshold_mode == "fraction" and self.influence.threshold > 1:
+            raise ValueError(
+                f"influence.threshold = {self.influence.threshold}: a fraction must be at most 1 "
+                "(or set influence.threshold_mode: count)"
+            )
         residents = [r for r, spec in self.roles.items() if not spec.staff]
         if len(residents) != 1:
             raise ValueError(f"exactly one role must have staff: false (found {residents or 'none'})")
@@ -396,6 +460,8 @@ class Config(Strict):
         share = sum(c.share for c in self.communities.values() if c.members == "residents")
         if share > 1.0 + 1e-9:
             raise ValueError(f"communities: resident shares sum to {share:.3f}, more than 1")
+        if self.network.generator != "south_tees" and self.initial.adopters > self.network.agents:
+            raise ValueError(f"initial.adopters = {self.initial.adopters}: more than the {self.network.agents} agents")
         if self.agent_count() > MAX_AGENTS:
             raise ValueError(
                 f"the population would be {self.agent_count():,} agents, more than the {MAX_AGENTS:,} allowed"
@@ -414,6 +480,8 @@ class Config(Strict):
         return max(1, round(org.count * self.population.staff_scale))
 
     def agent_count(self) -> int:
+        if self.network.generator != "south_tees" and not self.network.source:
+            return self.network.agents
         staff = sum(self.organisation_count(n) * sum(o.staff.values()) for n, o in self.organisations.items())
         return staff + self.population.residents
 

@@ -131,6 +131,7 @@ def _partner_joins(model: CommonPurposeModel, event: PartnerJoins) -> str:
     first = s.n
     s.append(new)
     model.stage = np.concatenate([model.stage, np.where(aware, 1, 0).astype(np.int8)])
+    model.adopted_before = np.concatenate([model.adopted_before, np.zeros(k, dtype=bool)])
     model.ties.grow(s.n)
     ids = np.arange(first, s.n)
     # colleagues, partners in other sectors, and residents of the wards served

@@ -7,8 +7,10 @@ the pilot's insight).
 
 - averaging (simple contagion): x_i moves a step `rate` towards the weighted mean of its
   neighbours, faster up than down (`decline`);
-- threshold (complex contagion): x_i jumps towards 1 once the weighted share of neighbours
-  holding it reaches `threshold`.
+- threshold (complex contagion): x_i jumps towards 1 once the weighted share (or, with
+  `threshold_mode: count`, the trust-weighted count) of neighbours holding it reaches `threshold`;
+- independent cascade (simple contagion, SIR-like): each person who newly holds the vision
+  gets one chance to pass it to each neighbour, with probability 1 - (1 - T)^trust.
 Value only grows as far as a person subscribes to the vision (it is gated by vision).
 """
 
@@ -21,21 +23,22 @@ import numpy as np
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
 
-# columns of the neighbour-sum snapshot
-WEIGHT, VISION, VALUE, ACTING, PRO_ACTING, RES_ACTING, RESIDENT, HOLD_VISION, HOLD_VALUE = range(9)
+# columns of the neighbour-sum snapshot (the last ones only under the rules that need them)
+WEIGHT, VISION, VALUE, ACTING, PRO_ACTING, RES_ACTING, RESIDENT = range(7)
+HOLD_VISION, HOLD_VALUE = 7, 8  # threshold rule
+NEW_ADOPTERS = 7  # independent cascade
 
 
 def neighbour_sums(model: CommonPurposeModel) -> np.ndarray:
     """All trust-weighted neighbour sums for this step, from one CSR x dense product.
 
-    Computed once per step, before anyone moves (`model.snapshot()` caches it), in float32:
-    the threshold columns only under the threshold rule.
+    Computed once per step, before anyone moves (`model.snapshot()` caches it), in float32.
     """
     s = model.state
     lad = model.config.ladder
-    threshold = model.config.influence.rule == "threshold"
+    rule = model.config.influence.rule
     w = s.influence
-    cols = np.empty((s.n, 9 if threshold else 7), dtype=np.float32)
+    cols = np.empty((s.n, {"threshold": 9, "independent_cascade": 8}.get(rule, 7)), dtype=np.float32)
     cols[:, WEIGHT] = w
     cols[:, VISION] = w * s.vision
     cols[:, VALUE] = w * s.value
@@ -43,9 +46,13 @@ def neighbour_sums(model: CommonPurposeModel) -> np.ndarray:
     np.multiply(s.resident_contact, s.acting & s.staff, out=cols[:, PRO_ACTING], casting="unsafe")
     cols[:, RES_ACTING] = s.acting & ~s.staff
     cols[:, RESIDENT] = ~s.staff
-    if threshold:
+    if rule == "threshold":
         cols[:, HOLD_VISION] = w * (s.vision >= lad.vision_threshold)
         cols[:, HOLD_VALUE] = w * (s.value >= lad.value_threshold)
+    elif rule == "independent_cascade":
+        adopted = s.vision >= lad.vision_threshold
+        cols[:, NEW_ADOPTERS] = adopted & ~model.adopted_before  # each adopter gets one chance to pass it on
+        model.adopted_before = adopted
     return model.ties.matmul(cols)
 
 
@@ -53,23 +60,33 @@ def social_influence(model: CommonPurposeModel) -> None:
     cfg = model.config.influence
     s = model.state
     nb = model.snapshot()
-    weight = nb[:, WEIGHT]
-    has = weight > 0
-    safe = np.where(has, weight, 1.0)
     gate = model.gate() * s.susceptibility
+    vision_before = s.vision.copy()  # value is gated by last week's vision (a synchronous update)
     if cfg.rule == "averaging":
-        for attr, col, gated_by_vision in (("vision", VISION, False), ("value", VALUE, True)):
+        own = cfg.self_weight * s.influence  # DeGroot's self-weight; 0 = neighbours only
+        weight = nb[:, WEIGHT] + own
+        has = weight > 0
+        safe = np.where(has, weight, 1.0)
+        for attr, col, gated in (("vision", VISION, False), ("value", VALUE, True)):
             x = getattr(s, attr)
-            gap = np.where(has, nb[:, col] / safe - x, 0.0)
-            up = np.maximum(gap, 0.0) * gate * (s.vision if gated_by_vision else 1.0)
+            gap = np.where(has, (nb[:, col] + own * x) / safe - x, 0.0)
+            up = np.maximum(gap, 0.0) * gate * (vision_before if gated else 1.0)
             down = np.minimum(gap, 0.0) * cfg.decline * s.susceptibility
             x += cfg.rate * (up + down)
-    else:
-        for attr, col, gated_by_vision in (("vision", HOLD_VISION, False), ("value", HOLD_VALUE, True)):
+    elif cfg.rule == "threshold":
+        weight = nb[:, WEIGHT]
+        has = weight > 0
+        for attr, col, gated in (("vision", HOLD_VISION, False), ("value", HOLD_VALUE, True)):
             x = getattr(s, attr)
-            met = has & (nb[:, col] / safe >= cfg.threshold)
-            push = cfg.jump * gate * (s.vision if gated_by_vision else 1.0) * (1.0 - x)
+            held = nb[:, col] / np.where(has, weight, 1.0) if cfg.threshold_mode == "fraction" else nb[:, col]
+            met = has & (held >= cfg.threshold)
+            push = cfg.jump * gate * (vision_before if gated else 1.0) * (1.0 - x)
             x += np.where(met, push, 0.0)
+    else:  # independent cascade: each new adopter tries each neighbour once, with chance T x trust
+        exposure = nb[:, NEW_ADOPTERS].astype(float)
+        p = 1.0 - (1.0 - cfg.transmissibility) ** exposure
+        caught = (model.rng.random(s.n) < p) & (s.vision < model.config.ladder.vision_threshold)
+        s.vision += np.where(caught, cfg.jump * gate * (1.0 - s.vision), 0.0)
     np.clip(s.vision, 0.0, 1.0, out=s.vision)
     np.clip(s.value, 0.0, 1.0, out=s.value)
     s.aware |= s.vision >= model.config.ladder.aware_threshold

@@ -1,9 +1,12 @@
 """Writing and reading a run's outputs: crash-safe, and byte-identical for the same config and seed.
 
-A run directory holds four files:
+A run directory holds six files:
 
 - `model.parquet`: one row per week (`CommonPurposeModel.model_frame()`),
 - `groups.parquet`: the long table step, group_kind, group, metric, value (`groups_frame()`),
+- `people.parquet`: one row per person at the end (`abm.mapio.people_frame`: role, ward,
+  organisation, community, vision, value, acting, stage, first-passage weeks, map id and label),
+- `ties.parquet`: every tie at the end (source, target as person indices; trust; kind),
 - `config.yaml`: the resolved configuration, seed included (`abm run DIR/config.yaml` repeats it),
 - `run.json`: seed, config hash, sizes, package versions, platform, timings, command line.
 
@@ -51,10 +54,12 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "model.parquet"
 GROUPS_FILE = "groups.parquet"
+PEOPLE_FILE = "people.parquet"
+TIES_FILE = "ties.parquet"
 CONFIG_FILE = "config.yaml"
 META_FILE = "run.json"
 #: The data files, moved into place before `run.json` (whose presence marks a complete run).
-DATA_FILES = (MODEL_FILE, GROUPS_FILE, CONFIG_FILE)
+DATA_FILES = (MODEL_FILE, GROUPS_FILE, PEOPLE_FILE, TIES_FILE, CONFIG_FILE)
 #: Distributions whose versions are recorded in run.json (the key is the name shown).
 PACKAGES = {
     "common-purpose": "common-purpose",
@@ -83,6 +88,8 @@ class RunData:
     groups: pd.DataFrame
     config: dict[str, Any]
     meta: dict[str, Any]
+    people: pd.DataFrame | None = None  # None for runs written before people.parquet existed
+    ties: pd.DataFrame | None = None
 
 
 def versions() -> dict[str, str]:
@@ -229,6 +236,7 @@ def _meta(model: CommonPurposeModel, wall_seconds: float, command: Sequence[str]
         "build_seconds": round(float(model.build_seconds), 4),
         "timestamp_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
+        **({"network_source": source} if (source := model.population.meta.get("source")) else {}),
     }
 
 
@@ -238,7 +246,7 @@ def write_run(
     wall_seconds: float,
     command: Sequence[str] | str | None = None,
 ) -> Path:
-    """Write a run's four files into `out_dir`, atomically (see the module docstring).
+    """Write a run's six files into `out_dir`, atomically (see the module docstring).
 
     Files of the same names already in `out_dir` are replaced (its `run.json` is removed first,
     so a crash part way never leaves an old `run.json` beside new data); other files are left.
@@ -256,6 +264,8 @@ def write_run(
         OutputError: `out_dir` is an existing file or not writable.
         OSError: the disk refused a write (nothing that looks complete is left).
     """
+    from abm.mapio import people_frame, ties_frame
+
     out = check_out_dir(out_dir)
     created = _makedirs(out.parent)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
@@ -267,7 +277,9 @@ def write_run(
         tmp.mkdir()
         pq.write_table(_table(model.model_frame()), tmp / MODEL_FILE, **PARQUET_OPTIONS)
         pq.write_table(_table(model.groups_frame()), tmp / GROUPS_FILE, **PARQUET_OPTIONS)
-        for name in (MODEL_FILE, GROUPS_FILE):
+        pq.write_table(_table(people_frame(model)), tmp / PEOPLE_FILE, **PARQUET_OPTIONS)
+        pq.write_table(_table(ties_frame(model)), tmp / TIES_FILE, **PARQUET_OPTIONS)
+        for name in (MODEL_FILE, GROUPS_FILE, PEOPLE_FILE, TIES_FILE):
             _fsync_file(tmp / name)
         _write_bytes(tmp / CONFIG_FILE, model.config.to_yaml().encode("utf-8"))
         meta = _meta(model, wall_seconds, command)
@@ -308,7 +320,7 @@ def read_run(run_dir: str | Path) -> RunData:
         run_dir: the run directory.
 
     Returns:
-        RunData with the model and groups frames, the config (plain data) and run.json.
+        RunData with the model, groups, people and ties frames, the config (plain data) and run.json.
 
     Raises:
         FileNotFoundError: no `run.json` (not a run directory, or an incomplete run).
@@ -325,4 +337,6 @@ def read_run(run_dir: str | Path) -> RunData:
         groups=pq.read_table(path / GROUPS_FILE).to_pandas(),
         config=config,
         meta=meta,
+        people=pq.read_table(path / PEOPLE_FILE).to_pandas() if (path / PEOPLE_FILE).is_file() else None,
+        ties=pq.read_table(path / TIES_FILE).to_pandas() if (path / TIES_FILE).is_file() else None,
     )

@@ -14,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from abm.acting import STAGES
+from abm.state import by_organisation
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -97,6 +98,7 @@ def model_metrics(model: CommonPurposeModel) -> dict[str, float]:
         "ties": float(model.ties.count),
         "effort_budget": float(model.effort_budget),
         "national_cap": float(model.national_cap),
+        "adopted_share": float(subscribed.sum() / n),
     }
     counts = np.bincount(model.stage, minlength=len(STAGES))
     for name, c in zip(STAGES, counts, strict=True):
@@ -123,8 +125,8 @@ def _weights(model: CommonPurposeModel) -> np.ndarray:
     w[:, 5] = res & (s.pa_class == 0)
     w[:, 6] = res
     w[:, 7] = s.staff
-    w[:, 8] = np.where(s.staff, model.org_structure[np.maximum(s.org, 0)], 0.0)
-    w[:, 9] = np.where(s.staff, model.org_embedded[np.maximum(s.org, 0)], 0.0)
+    w[:, 8] = by_organisation(model.org_structure, s.org)
+    w[:, 9] = by_organisation(model.org_embedded, s.org)
     return w
 
 
@@ -182,8 +184,9 @@ class Recorder:
                 blocks.append((model.week, block, list(names)))
         return row
 
-    def model_frame(self) -> pd.DataFrame:
-        df = pd.DataFrame(self.rows, columns=list(MODEL_COLUMNS))
+    def model_frame(self, docking: bool = False) -> pd.DataFrame:
+        """One row per week; docking runs add `adopted_share` (share holding the vision)."""
+        df = pd.DataFrame(self.rows, columns=list(MODEL_COLUMNS) + (["adopted_share"] if docking else []))
         df["step"] = df["step"].astype("int64")
         return df
 

@@ -34,6 +34,7 @@ from abm.activities import ACTIVITY_CODE, culture_gate, run_activities
 from abm.agents import Stakeholder
 from abm.config import Config, load_config
 from abm.events import fire_events
+from abm.generators import generic_population, seed_initial_state
 from abm.influence import feedback, neighbour_sums, social_influence
 from abm.metrics import MODEL_COLUMNS, Recorder
 from abm.network import TIE_KINDS, generate
@@ -193,10 +194,13 @@ class CommonPurposeModel(mesa.Model):
     # --- construction ---------------------------------------------------------------------
     def _build(self) -> None:
         cfg = self.config
-        pop = generate(cfg, self.rng)
+        canonical = cfg.network.generator != "south_tees" and not cfg.network.source
+        pop = generic_population(cfg, self.rng) if canonical else generate(cfg, self.rng)
         self.population = pop
         self.state = State.from_population(pop, cfg, self.rng)
         self.ties = Ties(pop.n_agents, pop.eu, pop.ev, pop.trust, pop.kind)
+        self.docking = canonical or cfg.initial.adopters > 0
+        seed_initial_state(self)
         self.role_names = pop.role_names
         self.ward_names = pop.ward_names
         self.ward_labels = [w.label or name.replace("_", " ").title() for name, w in cfg.wards.items()]
@@ -240,6 +244,7 @@ class CommonPurposeModel(mesa.Model):
         }
         self.protected_roles = np.array([r in cfg.turnover.protect_roles for r in self.role_names])
         self.stage = np.zeros(self.state.n, dtype=np.int8)
+        self.adopted_before = np.zeros(self.state.n, dtype=bool)  # for the independent cascade
         self.nb: np.ndarray | None = None
         self._gate: np.ndarray | None = None
         self._index_cache: tuple[int, np.ndarray, np.ndarray] | None = None
@@ -321,7 +326,7 @@ class CommonPurposeModel(mesa.Model):
     # --- outputs -----------------------------------------------------------------------------
     def model_frame(self) -> pd.DataFrame:
         """One row per week (week 0 = start): the columns in `abm.metrics.MODEL_COLUMNS`."""
-        return self.recorder.model_frame()
+        return self.recorder.model_frame(docking=self.docking)
 
     def groups_frame(self) -> pd.DataFrame:
         """Long table: step, group_kind, group, metric, value."""

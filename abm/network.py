@@ -111,7 +111,19 @@ def _repeat_draws(agents: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def generate(cfg: Config, rng: np.random.Generator) -> Population:
-    """Build the synthetic South Tees system described by `cfg`, seeded by `rng`."""
+    """Build the system described by `cfg`, seeded by `rng`.
+
+    With `network.source` set, the people and ties come from that map file (`population_from_graph`);
+    otherwise the synthetic South Tees generator builds them.
+
+    Raises:
+        ConfigError: (a `MapError`) the map file cannot be used.
+    """
+    if cfg.network.source:
+        from abm.mapio import read_map
+
+        graph = read_map(cfg.network.source, cfg.network.mapping, max_mb=cfg.network.source_max_mb)
+        return population_from_graph(graph, cfg, rng)
     role_names = list(cfg.roles)
     ward_names = list(cfg.wards)
     community_names = list(cfg.communities)
@@ -255,6 +267,131 @@ def generate(cfg: Config, rng: np.random.Generator) -> Population:
         trust=trust,
         kind=kind,
         meta={"n_staff": n_staff, "sector": sector, "level": level, "age_bands": list(cfg.population.age_bands)},
+    )
+
+
+def population_from_graph(graph: nx.Graph, cfg: Config, rng: np.random.Generator) -> Population:
+    """Build the population from an imported map (any networkx graph, or one from `abm.mapio.read_map`).
+
+    People keep the map's order (agent i is the map's i-th node). Roles, wards, organisations and
+    trust come from the map as `abm.mapio.resolve_map` matches them to the config (docs/maps.md);
+    organisations take their sector, structures, culture and embedded processes from the matched
+    organisation type. Drawn with `rng`, in this order and as in the generator: residents' age bands,
+    everyone's deprivation decile (around the ward's), residents' Active Lives class (from the ward's
+    mix), skills and culture noise. A tie's kind follows the generator's rule (`_tie_kind`); a tie
+    with no trust in the map gets its kind's mean trust from `network.trust`.
+
+    Raises:
+        ConfigError: (a `MapError`) the map cannot be matched to the config.
+    """
+    from abm.mapio import resolve_map
+
+    m = resolve_map(graph, cfg)
+    role_names = list(cfg.roles)
+    n = len(m.ids)
+    role = m.role.astype(np.int16)
+    ward = m.ward.astype(np.int16)
+    org = m.org.astype(np.int32)
+    staff = np.array([cfg.roles[r].staff for r in role_names])[role]
+    level = np.array([cfg.roles[r].level for r in role_names])[role]
+    res = np.flatnonzero(~staff)
+
+    specs = [cfg.organisations[t] for t in m.org_types]
+    sectors: list[str] = []
+    for spec in specs:
+        if spec.sector not in sectors:
+            sectors.append(spec.sector)
+    if "community" not in sectors:
+        sectors.append("community")
+    org_sector = np.array([sectors.index(s.sector) for s in specs], dtype=np.int16)
+    org_ward = np.full(len(specs), -1, dtype=np.int16)
+    for o in range(len(specs)):
+        served = np.unique(ward[org == o])
+        if served.size == 1:
+            org_ward[o] = served[0]
+    org_structure = np.array([s.structural_alignment for s in specs], dtype=float)
+    org_culture = np.array([s.cultural_alignment for s in specs], dtype=float)
+    org_embedded = np.array([s.embedded_processes for s in specs], dtype=float)
+
+    age_shares = np.array(list(cfg.population.age_bands.values()), dtype=float)
+    age_band = np.full(n, -1, dtype=np.int8)
+    if res.size and age_shares.sum() > 0:
+        age_band[res] = rng.choice(age_shares.size, size=res.size, p=age_shares / age_shares.sum())
+    dep_mean = np.array([w.deprivation_decile for w in cfg.wards.values()])
+    deprivation = np.clip(np.rint(dep_mean[ward] + rng.normal(0, 1.0, n)), 1, 10).astype(np.int8)
+    mixes = np.array([[w.activity.inactive, w.activity.fairly_active, w.activity.active] for w in cfg.wards.values()])
+    pa_class = np.full(n, -1, dtype=np.int8)
+    if res.size:
+        cum = np.cumsum(mixes[ward[res]], axis=1)
+        pa_class[res] = (rng.random(res.size)[:, None] > cum[:, :2]).sum(axis=1)
+
+    community = m.community.astype(np.int16)
+    for i, c in enumerate(cfg.communities.values()):
+        if c.members == "staff":
+            members = staff & np.isin(role, [role_names.index(r) for r in c.roles]) & (community < 0)
+            community[members] = i
+
+    role_skill = np.array([cfg.roles[r].skills for r in role_names])
+    skills = role_skill[role] + rng.normal(0, 0.1, n) + np.where(staff, 0.0, 0.02 * (deprivation - 5))
+    skills = np.clip(skills, 0.0, 1.0)
+    ward_culture = np.array([w.cultural_alignment for w in cfg.wards.values()])
+    own_org_culture = org_culture[np.maximum(org, 0)] if org_culture.size else np.zeros(n)
+    culture = np.where(
+        staff,
+        0.5 * own_org_culture + 0.5 * ward_culture[ward],
+        ward_culture[ward] - 0.02 * (5 - deprivation),
+    )
+    culture = np.clip(culture + rng.normal(0, 0.1, n), 0.0, 1.0)
+
+    sector = np.full(n, sectors.index("community"), dtype=np.int16)
+    sector[staff] = org_sector[org[staff]]
+    kind = _tie_kind(m.eu, m.ev, staff, org, sector)
+    t = cfg.network.trust
+    kind_trust = np.array(
+        [
+            t.within_organisation,
+            (t.within_organisation + t.cross_sector) / 2,
+            t.cross_sector,
+            t.professional_resident,
+            t.resident_resident,
+        ]
+    )
+    trust = np.where(np.isnan(m.trust), kind_trust[kind], m.trust)
+
+    return Population(
+        role_names=role_names,
+        ward_names=list(cfg.wards),
+        community_names=list(cfg.communities),
+        sector_names=sectors,
+        org_names=m.org_names,
+        org_type=m.org_types,
+        role=role,
+        org=org,
+        ward=ward,
+        community=community,
+        age_band=age_band,
+        deprivation=deprivation,
+        pa_class=pa_class,
+        skills=skills,
+        culture=culture,
+        org_sector=org_sector,
+        org_ward=org_ward,
+        org_structure=org_structure,
+        org_culture=org_culture,
+        org_embedded=org_embedded,
+        eu=m.eu,
+        ev=m.ev,
+        trust=trust,
+        kind=kind,
+        meta={
+            "n_staff": int(staff.sum()),
+            "sector": sector,
+            "level": level,
+            "age_bands": list(cfg.population.age_bands),
+            "node_ids": m.ids,
+            "labels": m.labels,
+            "source": m.source,
+        },
     )
 
 

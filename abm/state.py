@@ -357,3 +357,10 @@ class State:
 def tie_kinds(state: State, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """The kind of each new tie, by the same rule as the generator."""
     return _tie_kind(u, v, state.staff, state.org, state.sector)
+
+
+def by_organisation(values: np.ndarray, org: np.ndarray, default: float = 0.0) -> np.ndarray:
+    """Each person's organisation's value (`default` for residents, or when there are no organisations)."""
+    if values.size == 0:
+        return np.full(org.size, default, dtype=float)
+    return np.where(org >= 0, values[np.maximum(org, 0)], default)

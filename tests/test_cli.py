@@ -24,7 +24,7 @@ from abm.cli import main
 
 SMALL = ["--set", "population.residents=200", "--steps", "5"]
 ABM = Path(sys.executable).parent / "abm"
-DATA = ("model.parquet", "groups.parquet", "config.yaml")
+DATA = ("model.parquet", "groups.parquet", "people.parquet", "ties.parquet", "config.yaml")
 MODEL_COLUMNS = {
     "step",
     "mean_vision",
