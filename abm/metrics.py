@@ -191,23 +191,29 @@ class Recorder:
         return df
 
     def groups_frame(self) -> pd.DataFrame:
-        parts = []
+        """Long table of every group metric, every week (rows with no value, e.g. the inactive
+        share of a group with no residents, are left out)."""
         m = len(GROUP_METRICS)
+        steps, kinds, groups, values = [], [], [], []
         for kind, blocks in self.blocks.items():
             for step, block, names in blocks:
                 g = len(names)
-                parts.append(
-                    pd.DataFrame(
-                        {
-                            "step": np.full(g * m, step, dtype=np.int64),
-                            "group_kind": kind,
-                            "group": np.repeat(np.array(names, dtype=object), m),
-                            "metric": np.tile(np.array(GROUP_METRICS, dtype=object), g),
-                            "value": block.reshape(-1),
-                        }
-                    )
-                )
-        if not parts:
+                steps.append(np.full(g * m, step, dtype=np.int64))
+                kinds.append(np.full(g * m, kind, dtype=object))
+                groups.append(np.repeat(np.array(names, dtype=object), m))
+                values.append(block.reshape(-1))
+        if not steps:
             return pd.DataFrame(columns=["step", "group_kind", "group", "metric", "value"])
-        df = pd.concat(parts, ignore_index=True)
-        return df.dropna(subset=["value"]).reset_index(drop=True)
+        value = np.concatenate(values).astype(float)
+        keep = ~np.isnan(value)
+        metric = np.tile(np.array(GROUP_METRICS, dtype=object), value.size // m)
+        df = pd.DataFrame(
+            {
+                "step": np.concatenate(steps)[keep],
+                "group_kind": np.concatenate(kinds)[keep],
+                "group": np.concatenate(groups)[keep],
+                "metric": metric[keep],
+                "value": value[keep],
+            }
+        )
+        return df
