@@ -87,7 +87,12 @@ STEP_ORDER: tuple[Stage, ...] = (
         social_influence,
         "influence",
     ),
-    Stage("feedback", "visible action and results raise value; acting raises one's own value", feedback, "feedback"),
+    Stage(
+        "feedback",
+        "visible action and results raise value; acting raises one's own; value not acted on fades",
+        feedback,
+        "feedback",
+    ),
     Stage(
         "acting",
         "each person acts or not, given vision, value, skills, structures and embedded routines",
