@@ -1,0 +1,116 @@
+"""What the buttons do: one `Controller` per page ties the page's `Ui` to its `Session`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from abm.app import compare
+from abm.app.session import Session, StepError
+from abm.app.settings import Settings, parse_seed, preset_names
+from abm.app.ui import Ui, friendly, log
+
+
+class Controller:
+    """Actions on one page's run. Every method is safe to call from a click: failures become the
+    page's message and leave the session usable."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.ui = Ui.create(settings)
+        self.session = Session(settings)
+        # the Compare tab starts at this scenario and its pair
+        self.ui.cmp_a.set(settings.preset)
+        self.ui.cmp_b.set(compare.suggested_b(settings.preset, list(preset_names())))
+        self.ui.cmp_weeks.set(int(settings.config.steps))
+        try:
+            self.session.reset(settings)
+        except Exception as exc:  # e.g. a broken scenario file: the page shows why
+            log.warning("could not build the first model", exc_info=True)
+            self.ui.message.set(f"Could not build the model for {settings.preset!r}: {friendly(exc)}")
+
+    # --- building ------------------------------------------------------------------------------
+    def draft_with_seed(self) -> Settings:
+        """The draft settings with the seed box's value (raises ValueError with a readable message)."""
+        return self.ui.draft.value.with_(seed=parse_seed(self.ui.seed_text.value))
+
+    def reset(self, settings: Settings | None = None) -> bool:
+        """A new run from `settings` (default: the sliders and the seed box). Returns success."""
+        ui = self.ui
+        ui.set_playing(False)
+        try:
+            chosen = settings or self.draft_with_seed()
+            self.session.reset(chosen)
+        except Exception as exc:
+            log.info("reset refused: %s", exc)
+            ui.message.set(f"Could not build the model for {(settings or ui.draft.value).preset!r}: {friendly(exc)}")
+            return False
+        ui.draft.set(chosen)
+        ui.seed_text.set(str(chosen.seed))
+        ui.selected.set(-1)
+        ui.message.set("")
+        return True
+
+    def choose_preset(self, preset: str) -> None:
+        """A new scenario: the sliders take its values, and a new run starts at once."""
+        try:
+            seed = parse_seed(self.ui.seed_text.value)
+        except ValueError:
+            seed = self.session.settings.seed
+        try:
+            settings = Settings.for_preset(preset, seed)
+        except Exception as exc:
+            self.ui.message.set(f"Could not read the scenario {preset!r}: {friendly(exc)}")
+            return
+        self.ui.draft.set(settings)
+        self.ui.clear_filters()
+        self.reset(settings)
+
+    def apply_seed(self, text: str) -> None:
+        """Enter in the seed box: a new run with that seed (a bad seed only shows its message)."""
+        self.ui.seed_text.set(text)
+        try:
+            seed = parse_seed(text)
+        except ValueError:
+            return  # the box shows the problem under itself
+        self.reset(self.ui.draft.value.with_(seed=seed))
+
+    def restore_scenario_values(self) -> None:
+        """Put every slider back to the scenario file's value (applied at the next Reset)."""
+        draft = self.ui.draft.value
+        self.ui.draft.set(Settings.for_preset(draft.preset, draft.seed))
+
+    # --- running -------------------------------------------------------------------------------
+    def step(self) -> None:
+        try:
+            self.session.step()
+        except StepError as exc:
+            self.ui.set_playing(False)
+            self.ui.message.set(str(exc))
+
+    def jump(self, weeks: int) -> None:
+        self.ui.set_playing(False)
+        try:
+            self.session.advance(weeks)
+        except StepError as exc:
+            self.ui.message.set(str(exc))
+
+    def toggle_play(self) -> None:
+        self.ui.set_playing(not self.ui.playing.value)
+
+    def fire(self, kind: str, **params: Any) -> None:
+        try:
+            text = self.session.fire(kind, **params)
+        except Exception as exc:
+            self.ui.message.set(friendly(exc))
+            return
+        self.ui.notice.set(f"Week {self.session.model.week if self.session.model else 0}: {text}")
+        self.ui.message.set("")
+
+    def select(self, index: Any) -> None:
+        try:
+            i = int(index)
+        except (TypeError, ValueError):
+            i = -1
+        model = self.session.model
+        if model is None or not 0 <= i < model.state.n:
+            i = -1
+        self.ui.selected.set(i)

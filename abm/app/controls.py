@@ -1,0 +1,230 @@
+"""The sidebar: scenario, seed, Step / Play / Reset, speed, and the main parameters."""
+
+from __future__ import annotations
+
+import html
+
+import solara
+
+from abm.app.controller import Controller
+from abm.app.settings import (
+    ACTIVITY_LABELS,
+    INFLUENCE_RULES,
+    POLICIES,
+    SCALES,
+    Settings,
+    parse_seed,
+    preset_config,
+    preset_names,
+)
+from abm.app.ui import MAX_SPEED, MIN_SPEED, guard
+from abm.config import ACTIVITIES
+
+SCALE_LABELS = {1: "As in the scenario", 10: "×10 (drawn as blocks)", 50: "×50 (drawn as blocks)"}
+
+
+@solara.component
+def RunButtons(ctl: Controller) -> None:
+    """Step, Play / Pause, +1 year, Reset, and the speed slider."""
+    ui = ctl.ui
+    view = ctl.session.view()
+    ctl.session.changed.value  # noqa: B018 (redraw when the run changes)
+    playing = ui.playing.value
+    can_step = bool(view and view.running)
+    with solara.Row(gap="6px", style={"flex-wrap": "wrap"}):
+        solara.Button(
+            "Step",
+            icon_name="mdi-step-forward",
+            on_click=guard(ui, ctl.step, "Step"),
+            disabled=not can_step or playing,
+            color="primary",
+        )
+        solara.Button(
+            "Pause" if playing else "Play",
+            icon_name="mdi-pause" if playing else "mdi-play",
+            on_click=guard(ui, ctl.toggle_play, "Play"),
+            disabled=not can_step and not playing,
+            color="primary",
+            outlined=True,
+        )
+        solara.Button(
+            "+1 year",
+            icon_name="mdi-fast-forward",
+            on_click=guard(ui, lambda: ctl.jump(52), "+1 year"),
+            disabled=not can_step or playing,
+            outlined=True,
+        )
+        solara.Button("Reset", icon_name="mdi-restore", on_click=guard(ui, ctl.reset, "Reset"), outlined=True)
+    slider("Speed (weeks per second)", ui.speed.value, MIN_SPEED, MAX_SPEED, 1.0, ui.speed.set)
+
+
+@solara.component
+def ScenarioPicker(ctl: Controller) -> None:
+    ui = ctl.ui
+    draft = ui.draft.value
+    names = list(preset_names())
+    solara.Select(
+        label="Scenario",
+        value=draft.preset,
+        values=names,
+        on_value=guard(ui, ctl.choose_preset, "Scenario"),
+    )
+    try:
+        cfg = preset_config(draft.preset)
+        about = cfg.description or cfg.name
+    except Exception:
+        about = ""
+    if about:
+        solara.HTML(tag="div", unsafe_innerHTML=html.escape(about), classes=["cp-muted"])
+    seed_error: str | bool = False
+    try:
+        parse_seed(ui.seed_text.value)
+    except ValueError as exc:
+        seed_error = str(exc)
+    solara.InputText(
+        label="Seed",
+        value=ui.seed_text.value,
+        on_value=guard(ui, ctl.apply_seed, "Seed"),
+        continuous_update=False,
+        error=seed_error,
+        message="Same scenario + same seed = the same run. Press Enter to start it.",
+    )
+
+
+@solara.component
+def PendingNote(ctl: Controller) -> None:
+    """Tells the user that changed sliders take effect at the next Reset."""
+    ctl.session.changed.value  # noqa: B018
+    draft = ctl.ui.draft.value
+    running = ctl.session.settings
+    changes = draft.with_(seed=running.seed).changes(running) if draft.preset == running.preset else []
+    if changes:
+        solara.HTML(
+            tag="div",
+            unsafe_innerHTML=html.escape(f"Changed: {', '.join(changes)}. Press Reset to start a run with them."),
+            classes=["cp-pending"],
+        )
+
+
+def slider(label: str, value: float, lo: float, hi: float, step: float, on_value, shown: str | None = None) -> None:
+    """A slider with its label and value on a line above it (sidebar sliders are narrow)."""
+    text = shown if shown is not None else f"{value:g}"
+    solara.HTML(
+        tag="div",
+        unsafe_innerHTML=f"<span>{html.escape(label)}</span><b>{html.escape(text)}</b>",
+        classes=["cp-slider-label"],
+    )
+    solara.SliderFloat(label="", value=value, min=lo, max=hi, step=step, on_value=on_value, thumb_label=False)
+
+
+@solara.component
+def Parameters(ctl: Controller) -> None:
+    """The main parameters, grouped; they take effect at the next Reset."""
+    ui = ctl.ui
+    draft: Settings = ui.draft.value
+
+    def change(**kwargs) -> None:
+        ui.draft.set(ui.draft.value.with_(**kwargs))
+
+    def set_share(i: int):
+        def on(value: float) -> None:
+            shares = list(ui.draft.value.shares)
+            shares[i] = round(float(value), 3)
+            change(shares=tuple(shares))
+
+        return on
+
+    def set_culture(i: int):
+        def on(value: float) -> None:
+            cultures = list(ui.draft.value.ward_culture)
+            cultures[i] = round(float(value), 3)
+            change(ward_culture=tuple(cultures))
+
+        return on
+
+    try:
+        cfg = preset_config(draft.preset)
+    except Exception:
+        return
+    total = sum(draft.shares) or 1.0
+    with solara.Details(summary="Effort: budget and how it is split", expand=True):
+        slider(
+            "Effort budget (per 1,000 people a week)",
+            draft.budget,
+            0,
+            200,
+            5,
+            lambda v: change(budget=round(float(v), 1)),
+        )
+        for i, a in enumerate(ACTIVITIES):
+            share = draft.shares[i] / total
+            slider(
+                ACTIVITY_LABELS[a],
+                draft.shares[i],
+                0,
+                1,
+                0.05,
+                set_share(i),
+                f"{draft.shares[i]:g} → {100 * share:.0f}% of effort",
+            )
+        solara.Select(
+            label="Allocation policy", value=draft.policy, values=list(POLICIES), on_value=lambda v: change(policy=v)
+        )
+    with solara.Details(summary="Culture: cultural alignment by ward"):
+        for i, (name, ward) in enumerate(cfg.wards.items()):
+            slider(ward.label or name, draft.ward_culture[i], 0, 1, 0.05, set_culture(i))
+    with solara.Details(summary="Structures: local and national"):
+        slider(
+            "Structural alignment at start (× scenario)",
+            draft.structure_scale,
+            0.25,
+            2.0,
+            0.05,
+            lambda v: change(structure_scale=round(float(v), 2)),
+        )
+        slider(
+            "National constraint: structural cap",
+            draft.national_cap,
+            0,
+            1,
+            0.05,
+            lambda v: change(national_cap=round(float(v), 3)),
+        )
+    with solara.Details(summary="People: turnover, influence, population"):
+        slider(
+            "Staff turnover (share leaving a year)",
+            draft.turnover,
+            0,
+            0.6,
+            0.02,
+            lambda v: change(turnover=round(float(v), 3)),
+        )
+        solara.Select(
+            label="Influence rule",
+            value=draft.influence_rule,
+            values=list(INFLUENCE_RULES),
+            on_value=lambda v: change(influence_rule=v),
+        )
+        solara.Select(
+            label="Population",
+            value=SCALE_LABELS[draft.scale],
+            values=[SCALE_LABELS[s] for s in SCALES],
+            on_value=lambda v: change(scale=next(s for s in SCALES if SCALE_LABELS[s] == v)),
+        )
+    solara.Button(
+        "Scenario's own values",
+        icon_name="mdi-undo",
+        on_click=guard(ui, ctl.restore_scenario_values, "Restore"),
+        text=True,
+        small=True,
+    )
+
+
+@solara.component
+def Sidebar(ctl: Controller) -> None:
+    with solara.Column(gap="8px", style={"padding": "4px 4px 30px 4px"}):
+        ScenarioPicker(ctl)
+        RunButtons(ctl)
+        PendingNote(ctl)
+        solara.HTML(tag="div", unsafe_innerHTML="Parameters (apply with Reset)", classes=["cp-section"])
+        Parameters(ctl)
