@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from abm import validate
 from abm.config import MAX_AGENTS, Config, ConfigError, load_config, presets, resolve_path
 from abm.io import DATA_FILES, META_FILE, OutputError, check_out_dir, write_run
 from abm.mapio import FORMATS, SUFFIX_FORMATS, MapWarning
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--set", dest="sets", **sets)
 
     sub.add_parser("presets", help="list the shipped scenario presets")
+    validate.add_parser(sub)
 
     sweep = sub.add_parser(
         "sweep",
@@ -412,7 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # --help and --version exit through argparse
             return int(exc.code or 0) if isinstance(exc.code, int) or exc.code is None else EXIT_USAGE
         if args.command is None:
-            raise UsageError("choose a command: run, bench, describe, network, presets or sweep (see 'abm --help')")
+            raise UsageError(
+                "choose a command: run, bench, describe, network, presets, sweep or validate (see 'abm --help')"
+            )
         if args.command == "run":
             return _cmd_run(args, argv)
         if args.command == "bench":
@@ -429,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_sweep(args)
         if args.command == "sweep-report":
             return _cmd_sweep_report(args)
+        if args.command == "validate":
+            return validate.run(args)
         return _cmd_presets()
     except (UsageError, ConfigError, OutputError) as exc:
         _error(exc)
