@@ -48,7 +48,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -748,16 +748,43 @@ def dock_centola(st: Settings, pmap: Mapper) -> Section:
 # --- patterns ------------------------------------------------------------------------------------------
 
 
+#: Patterns in order of cost, so that a pool running one pattern per worker finishes evenly.
+_COSTLY_FIRST = ("P3", "P9", "P4", "P5", "P8", "P2", "P6", "P7", "P1")
+
+
+def _pattern(job: tuple[str, int]):
+    """One pattern's check in this process (seeds 0 .. n-1), with its wall time."""
+    from abm.patterns import check
+
+    name, n = job
+    t0 = time.perf_counter()
+    return check(name, seeds=range(n), workers=1), time.perf_counter() - t0
+
+
 def pattern_suite(st: Settings, workers: int, progress: Callable[[str], None]) -> Section:
-    from abm.patterns import PATTERNS, check
+    """P1-P9 via `abm.patterns.check`; with workers > 1, one pattern per worker process (forkserver)."""
+    from abm.patterns import PATTERNS
 
     sec = Section("patterns", "Patterns P1-P9 (MODEL.md), pattern-oriented validation", "MODEL.md, abm.patterns")
+    names = [n for n in _COSTLY_FIRST if n in PATTERNS] + [n for n in PATTERNS if n not in _COSTLY_FIRST]
+    jobs = {name: (name, st.p9_seeds if name == "P9" else st.pattern_seeds) for name in names}
+    done: dict[str, Any] = {}
+    if workers > 1:
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=_context()) as pool:
+            futures = {pool.submit(_pattern, job): name for name, job in jobs.items()}
+            for future in as_completed(futures):
+                res, seconds = future.result()
+                progress(f"  {res.line()} ({seconds:.0f} s)")
+                done[futures[future]] = res
+    else:
+        for name, job in jobs.items():
+            res, seconds = _pattern(job)
+            progress(f"  {res.line()} ({seconds:.0f} s)")
+            done[name] = res
     results = {}
     for name in PATTERNS:
-        seeds = range(st.p9_seeds if name == "P9" else st.pattern_seeds)
-        t0 = time.perf_counter()
-        res = check(name, seeds=seeds, workers=workers)
-        progress(f"  {res.line()} ({time.perf_counter() - t0:.0f} s)")
+        res = done[name]
+        seeds = range(jobs[name][1])
         results[name] = res
         lo, hi = res.ci
         if name == "P9":
