@@ -522,31 +522,42 @@ def presets() -> list[str]:
     )
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml_file(
+    path: Path, error: type[ConfigError] = ConfigError, kind: str = "YAML file", missing: str = "file not found"
+) -> tuple[str, dict[str, Any]]:
+    """Read a YAML mapping safely (`yaml.safe_load`), raising `error` with one readable line.
+
+    Returns the text and the parsed mapping. Shared by scenario and sweep files.
+    """
     if not path.exists():
-        raise ConfigError(f"{path}: file not found (give a YAML path or a preset: {', '.join(presets())})")
+        raise error(f"{path}: {missing}")
     if path.is_dir():
-        raise ConfigError(f"{path}: is a directory, not a YAML file")
+        raise error(f"{path}: is a directory, not a {kind}")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read as UTF-8 text ({exc.__class__.__name__})") from None
+        raise error(f"{path}: cannot be read as UTF-8 text ({exc.__class__.__name__})") from None
     if "\x00" in text:
-        raise ConfigError(f"{path}: is a binary file, not YAML")
+        raise error(f"{path}: is a binary file, not YAML")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+        raise error(f"{path}: not valid YAML{where}: {problem}") from None
     except RecursionError:
-        raise ConfigError(f"{path}: YAML nested too deeply") from None
+        raise error(f"{path}: YAML nested too deeply") from None
     if data is None:
-        raise ConfigError(f"{path}: the file is empty")
+        raise error(f"{path}: the file is empty")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: must be a mapping of keys to values, not {type(data).__name__}")
-    return data
+        raise error(f"{path}: must be a mapping of keys to values, not {type(data).__name__}")
+    return text, data
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    hint = "" if path.exists() else f" (give a YAML path or a preset: {', '.join(presets())})"
+    return read_yaml_file(path, missing=f"file not found{hint}")[1]
 
 
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

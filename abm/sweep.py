@@ -78,7 +78,7 @@ from pydantic import (
 )
 
 from abm import designs
-from abm.config import Config, ConfigError, apply_overrides, load_config, resolve_path, validate
+from abm.config import Config, ConfigError, apply_overrides, load_config, read_yaml_file, resolve_path, validate
 from abm.io import check_out_dir
 from abm.metrics import GROUP_METRICS, MODEL_COLUMNS
 
@@ -436,26 +436,7 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
 
 
 def _read_sweep_yaml(path: Path) -> tuple[str, dict[str, Any]]:
-    if not path.exists():
-        raise SweepError(f"{path}: sweep file not found")
-    if path.is_dir():
-        raise SweepError(f"{path}: is a directory, not a sweep file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SweepError(f"{path}: cannot be read as UTF-8 text ({type(exc).__name__})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SweepError(f"{path}: not valid YAML{where}: {problem}") from None
-    if data is None:
-        raise SweepError(f"{path}: the file is empty")
-    if not isinstance(data, dict):
-        raise SweepError(f"{path}: must be a mapping of keys to values, not {type(data).__name__}")
-    return text, data
+    return read_yaml_file(path, error=SweepError, kind="sweep file", missing="sweep file not found")
 
 
 def _resolve_base(base: str, sweep_path: Path) -> Path:
