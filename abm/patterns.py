@@ -40,6 +40,11 @@ class PatternResult:
     def line(self) -> str:
         mark = "PASS" if self.passed else "FAIL"
         lo, hi = self.ci
+        if self.pattern == "P9":  # a model comparison, not a paired difference: say what the numbers are
+            return (
+                f"{self.pattern} {mark}: {self.statistic}: linear SSE / logistic SSE {self.effect:.1f}, "
+                f"tipping region budget {lo:.0f} to {hi:.0f}"
+            )
         return f"{self.pattern} {mark}: {self.statistic}: effect {self.effect:+.4f} (95% CI {lo:+.4f} to {hi:+.4f})"
 
 
