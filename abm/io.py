@@ -10,11 +10,17 @@ A run directory holds six files:
 - `config.yaml`: the resolved configuration, seed included (`abm run DIR/config.yaml` repeats it),
 - `run.json`: seed, config hash, sizes, package versions, platform, timings, command line.
 
-Everything is written into a temporary sibling directory (`.DIR.tmp-<pid>`), synced to disk,
-then moved into DIR with `os.replace`, `run.json` last: a directory with `run.json` is complete,
-and an interrupted run leaves nothing that looks complete. Wall time and timestamp live only in
-`run.json`; the Parquet files carry no timestamps or library metadata that could vary, so two
-runs with the same config and seed give the same bytes.
+Everything, `run.json` included, is written into a temporary sibling directory
+(`.DIR.tmp-<pid>`) and synced to disk, then renamed to DIR in one step: a run killed at any
+moment (SIGINT, SIGKILL, power cut) leaves either no DIR or a complete one. When DIR already
+holds a run, the two directories are swapped atomically (Linux `renameat2(RENAME_EXCHANGE)`):
+DIR is always the complete earlier run or the complete new one, never a mix; other files in DIR
+are carried over. A directory with `run.json` is complete (`run.json` records each file's
+SHA-256); a leftover `.DIR.tmp-<pid>` of a dead process is removed by the next run there. A full
+disk raises `DiskFullError` (one line: what failed, the space needed and free) and writes
+nothing. Wall time and timestamp live only in `run.json`; the Parquet files carry no timestamps
+or library metadata that could vary, so two runs with the same config and seed give the same
+bytes.
 
 Example:
     >>> import tempfile
@@ -29,6 +35,9 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import hashlib
 import json
 import os
@@ -36,6 +45,7 @@ import platform
 import shlex
 import shutil
 import signal
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -75,8 +85,39 @@ PACKAGES = {
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3, "use_dictionary": True}
 
 
+#: errno values meaning the file system (or the user's quota) is full.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
 class OutputError(ValueError):
     """The output directory cannot be used (an existing file, not writable, ...)."""
+
+
+class DiskFullError(OutputError):
+    """The disk (or quota) filled up while writing; the message says what was kept and what to do."""
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc` is a write refused because the file system or quota is full."""
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+def free_bytes(path: str | Path) -> int | None:
+    """Bytes free to this user on the file system holding `path` (or its nearest existing parent)."""
+    try:
+        return shutil.disk_usage(_nearest_existing(Path(path).absolute())).free
+    except OSError:
+        return None
+
+
+def format_bytes(n: float | None) -> str:
+    """A size for people: 850 bytes, 12.3 KB, 4.5 MB, 1.2 GB (powers of 1000); '?' if unknown."""
+    if n is None:
+        return "?"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} bytes"
 
 
 @dataclass
@@ -141,6 +182,12 @@ def _table(df: pd.DataFrame) -> pa.Table:
     return table.replace_schema_metadata(None)
 
 
+def _parquet_bytes(df: pd.DataFrame) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(_table(df), sink, **PARQUET_OPTIONS)
+    return sink.getvalue().to_pybytes()
+
+
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -161,16 +208,8 @@ def _write_bytes(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _makedirs(path: Path) -> list[Path]:
-    """Create `path` and its missing parents; return the ones created (outermost first)."""
+def _makedirs(path: Path, created: list[Path]) -> None:
+    """Create `path` and its missing parents, appending each one made to `created` (outermost first)."""
     missing = []
     p = path
     while not p.exists():
@@ -178,7 +217,92 @@ def _makedirs(path: Path) -> list[Path]:
         p = p.parent
     for d in reversed(missing):
         d.mkdir()
-    return list(reversed(missing))
+        created.append(d)
+
+
+#: renameat2 flag: swap two paths atomically (Linux 3.15+; ext4, xfs, btrfs, tmpfs, ...).
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+@functools.cache
+def _renameat2() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).renameat2  # glibc 2.28+, musl 1.2.2+
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap directories `a` and `b` in one atomic step; False where the system cannot."""
+    func = _renameat2()
+    if func is None:
+        return False
+    if func(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False  # an old kernel, or a file system (NFS, some FUSE) without the flag
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _link_extras(out: Path, tmp: Path) -> bool:
+    """Hard-link the entries of `out` that are not run files into `tmp` (kept across the swap)."""
+    ours = {*DATA_FILES, META_FILE}
+    try:
+        for entry in os.scandir(out):
+            if entry.name in ours:
+                continue
+            src, dst = Path(entry.path), tmp / entry.name
+            if entry.is_symlink():
+                os.symlink(os.readlink(src), dst)
+            elif entry.is_dir():
+                shutil.copytree(src, dst, symlinks=True, copy_function=os.link)
+            else:
+                os.link(src, dst)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise
+        return False  # no hard links here (some network or FUSE file systems): replace file by file
+    return True
+
+
+def _replace_files(tmp: Path, out: Path) -> None:
+    """Fallback: move the files one by one, run.json removed first and put back last."""
+    with contextlib.suppress(FileNotFoundError):
+        (out / META_FILE).unlink()
+    _fsync_dir(out)
+    for name in DATA_FILES:
+        os.replace(tmp / name, out / name)
+    _fsync_dir(out)
+    os.replace(tmp / META_FILE, out / META_FILE)
+    _fsync_dir(out)
+    shutil.rmtree(tmp)
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Make the complete run in `tmp` appear as `out`, in one step wherever the system allows."""
+    try:
+        os.rename(tmp, out)  # `out` missing (or an empty directory): atomic
+        _fsync_dir(out.parent)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    if (out / META_FILE).is_file() and _link_extras(out, tmp) and _exchange(tmp, out):
+        _fsync_dir(out.parent)
+        shutil.rmtree(tmp)  # the earlier run, now under the temporary name
+        return
+    for name in os.listdir(tmp):  # undo _link_extras (if it ran) before the fallback
+        if name not in DATA_FILES and name != META_FILE:
+            target = tmp / name
+            shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+    _replace_files(tmp, out)
 
 
 @contextlib.contextmanager
@@ -248,8 +372,11 @@ def write_run(
 ) -> Path:
     """Write a run's six files into `out_dir`, atomically (see the module docstring).
 
-    Files of the same names already in `out_dir` are replaced (its `run.json` is removed first,
-    so a crash part way never leaves an old `run.json` beside new data); other files are left.
+    A new `out_dir` appears complete in one rename. An `out_dir` holding an earlier run is
+    swapped for the new one in one step (other files in it are hard-linked across); where the
+    system cannot swap directories, or `out_dir` holds no complete run, files of the same names
+    are replaced one by one, `run.json` removed first and written last. Either way a directory
+    with `run.json` is always one complete run.
 
     Args:
         model: a model that has been run.
@@ -262,55 +389,70 @@ def write_run(
 
     Raises:
         OutputError: `out_dir` is an existing file or not writable.
-        OSError: the disk refused a write (nothing that looks complete is left).
+        DiskFullError: not enough space (checked first, and on any refused write); nothing is
+            left behind, and an earlier run in `out_dir` is untouched.
+        OSError: another refusal by the disk (nothing that looks complete is left).
     """
     from abm.mapio import people_frame, ties_frame
 
     out = check_out_dir(out_dir)
-    created = _makedirs(out.parent)
+    # Serialise everything first: the size is known before the disk is touched, and nothing
+    # half-serialised ever reaches it.
+    files = {
+        MODEL_FILE: _parquet_bytes(model.model_frame()),
+        GROUPS_FILE: _parquet_bytes(model.groups_frame()),
+        PEOPLE_FILE: _parquet_bytes(people_frame(model)),
+        TIES_FILE: _parquet_bytes(ties_frame(model)),
+        CONFIG_FILE: model.config.to_yaml().encode("utf-8"),
+    }
+    meta = _meta(model, wall_seconds, command)
+    meta["files"] = {
+        name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()
+    }
+    files[META_FILE] = (json.dumps(meta, indent=2) + "\n").encode("utf-8")
+    needed = sum(len(data) for data in files.values())
+    had_run = (out / META_FILE).is_file()
+    free = free_bytes(out)
+    if free is not None and free < needed + 64 * 1024:  # a margin for blocks and directory entries
+        raise DiskFullError(_disk_full_message(out_dir, "the run's files", needed, free, had_run))
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    made_out = False
+    created: list[Path] = []
+    writing = "the run directory"
     try:
+        _makedirs(out.parent, created)
         _remove_stale_temps(out)
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        pq.write_table(_table(model.model_frame()), tmp / MODEL_FILE, **PARQUET_OPTIONS)
-        pq.write_table(_table(model.groups_frame()), tmp / GROUPS_FILE, **PARQUET_OPTIONS)
-        pq.write_table(_table(people_frame(model)), tmp / PEOPLE_FILE, **PARQUET_OPTIONS)
-        pq.write_table(_table(ties_frame(model)), tmp / TIES_FILE, **PARQUET_OPTIONS)
-        for name in (MODEL_FILE, GROUPS_FILE, PEOPLE_FILE, TIES_FILE):
-            _fsync_file(tmp / name)
-        _write_bytes(tmp / CONFIG_FILE, model.config.to_yaml().encode("utf-8"))
-        meta = _meta(model, wall_seconds, command)
-        meta["files"] = {
-            name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size} for name in DATA_FILES
-        }
-        _write_bytes(tmp / META_FILE, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
+        for name, data in files.items():
+            writing = name
+            _write_bytes(tmp / name, data)
         _fsync_dir(tmp)
+        writing = "the run directory"
         with _sigint_deferred():
-            if not out.exists():
-                out.mkdir()
-                made_out = True
-                _fsync_dir(out.parent)
-            with contextlib.suppress(FileNotFoundError):
-                (out / META_FILE).unlink()
-            for name in DATA_FILES:
-                os.replace(tmp / name, out / name)
-            _fsync_dir(out)
-            os.replace(tmp / META_FILE, out / META_FILE)
-            _fsync_dir(out)
-        tmp.rmdir()
-        _fsync_dir(out.parent)
-    except BaseException:
+            _move_into_place(tmp, out)
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if made_out and not (out / META_FILE).exists():
-            shutil.rmtree(out, ignore_errors=True)
         for d in reversed(created):
             with contextlib.suppress(OSError):
                 d.rmdir()  # only if still empty
+        if is_disk_full(exc):
+            raise DiskFullError(
+                _disk_full_message(out_dir, writing, needed, free_bytes(out), had_run, exc.strerror)
+            ) from None
         raise
     return out
+
+
+def _disk_full_message(
+    out_dir: str | Path, what: str, needed: int, free: int | None, had_run: bool, reason: str | None = None
+) -> str:
+    kept = "; the earlier run there is untouched" if had_run else ""
+    return (
+        f"--out {out_dir}: the disk is full ({reason or 'not enough free space'}) writing {what}: "
+        f"the run needs {format_bytes(needed)}, {format_bytes(free)} free there; nothing was written{kept}; "
+        "free some space (or choose another --out) and run again"
+    )
 
 
 def read_run(run_dir: str | Path) -> RunData:

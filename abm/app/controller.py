@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from abm.app import compare
 from abm.app.session import Session, StepError
 from abm.app.settings import Settings, parse_seed, preset_names
 from abm.app.ui import Ui, friendly, log
+from abm.app.upload import Upload, clean_name, describe, public, read_uploaded, store_upload
 
 
 class Controller:
@@ -41,7 +43,9 @@ class Controller:
             self.session.reset(chosen)
         except Exception as exc:
             log.info("reset refused: %s", exc)
-            ui.message.set(f"Could not build the model for {(settings or ui.draft.value).preset!r}: {friendly(exc)}")
+            ui.message.set(
+                self.public(f"Could not build the model for {(settings or ui.draft.value).preset!r}: {friendly(exc)}")
+            )
             return False
         ui.draft.set(chosen)
         ui.seed_text.set(str(chosen.seed))
@@ -77,6 +81,74 @@ class Controller:
         """Put every slider back to the scenario file's value (applied at the next Reset)."""
         draft = self.ui.draft.value
         self.ui.draft.set(Settings.for_preset(draft.preset, draft.seed))
+
+    def public(self, text: str) -> str:
+        """A message without the session's temporary upload directory in it."""
+        return public(text, self.session.maps.root)
+
+    # --- a map of one's own ----------------------------------------------------------------------
+    def upload_map(self, files: Sequence[Upload | dict[str, Any]]) -> bool:
+        """Run the scenario (sliders and seed as for Reset) on an uploaded map. Returns success.
+
+        `files` are what the page's file drop hands over (Solara `FileInfo` dicts, or `Upload`s).
+        Any problem becomes the page's one message, and the session keeps its model, its
+        settings and the map it had (the refused upload's files are deleted at once).
+        """
+        ui = self.ui
+        session = self.session
+        uploads = [f if isinstance(f, Upload) else Upload.from_info(f) for f in files]
+        name = " + ".join(clean_name(u.name) for u in uploads) or "the upload"
+        ui.set_playing(False)
+        slot = None
+        try:
+            settings = self.draft_with_seed()
+            slot, path = store_upload(session.maps, uploads)
+            graph, notes = read_uploaded(slot, path, settings.config)
+            model, fixes = session.build(settings, path, graph.number_of_nodes())
+            notes += [self.public(line) for line in fixes]
+            new = describe(name, slot, path, graph, model, notes)
+        except Exception as exc:
+            session.maps.discard(slot)
+            log.info("upload refused: %s", exc)
+            ui.message.set(self.public(f"Map not used: {friendly(exc)}"))
+            return False
+        old = session.map
+        session.install(model, settings, new)
+        if old is not None:
+            session.maps.discard(old.source.parent if old.source.is_file() else old.source)
+        ui.draft.set(settings)
+        ui.seed_text.set(str(settings.seed))
+        ui.clear_filters()
+        ui.message.set("")
+        ui.notice.set(f"Now running on your map {new.name}: {new.summary()}.")
+        return True
+
+    def clear_map(self) -> bool:
+        """Back to the scenario's own network (a new run with the sliders and seed). Returns success."""
+        old = self.session.map
+        if old is None:
+            return True
+        ui = self.ui
+        ui.set_playing(False)
+        try:
+            settings = self.draft_with_seed()
+            self.session.reset(settings, map=None)
+        except Exception as exc:
+            log.info("clearing the map refused: %s", exc)
+            ui.message.set(self.public(f"Could not go back to the scenario's network: {friendly(exc)}"))
+            return False
+        self.session.maps.discard(old.source.parent if old.source.is_file() else old.source)
+        ui.draft.set(settings)
+        ui.seed_text.set(str(settings.seed))
+        ui.clear_filters()
+        ui.message.set("")
+        ui.notice.set(f"Map {old.name} cleared: back to the scenario's own network.")
+        return True
+
+    def close(self) -> None:
+        """The page is gone: stop playing and delete the session's uploads."""
+        self.ui.set_playing(False)
+        self.session.close()
 
     # --- running -------------------------------------------------------------------------------
     def step(self) -> None:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import html
+import threading
+from typing import Any, cast
 
 import solara
+import traitlets
+from ipyvue import Template
+from ipywidgets import widget_serialization
+from solara.components.file_drop import FileDropZone
 
 from abm.app.controller import Controller
 from abm.app.settings import (
     ACTIVITY_LABELS,
     INFLUENCE_RULES,
+    MAX_UPLOAD_MB,
     POLICIES,
     SCALES,
     Settings,
@@ -17,7 +24,8 @@ from abm.app.settings import (
     preset_config,
     preset_names,
 )
-from abm.app.ui import MAX_SPEED, MIN_SPEED, guard
+from abm.app.ui import MAX_SPEED, MIN_SPEED, guard, log
+from abm.app.upload import ACCEPT
 from abm.config import ACTIVITIES
 
 SCALE_LABELS = {1: "As in the scenario", 10: "×10 (drawn as blocks)", 50: "×50 (drawn as blocks)"}
@@ -220,11 +228,105 @@ def Parameters(ctl: Controller) -> None:
     )
 
 
+class MapDropZone(FileDropZone):
+    """Solara's lazy file drop (the server asks for the bytes only after seeing name and size),
+    with a file picker as well as dropping, and an `accept` list (upload.vue)."""
+
+    template = traitlets.Instance(Template).tag(sync=True, **widget_serialization)  # type: ignore[assignment]
+    template_file = (__file__, "upload.vue")
+
+
+@solara.component
+def MapDrop(on_files: Any, label: str) -> None:
+    """A drop zone / file picker; `on_files` gets Solara `FileInfo` dicts (lazy: nothing read yet).
+
+    As `solara.FileDropMultiple`, but with a picker (keyboard users, and people who cannot drag from
+    their file manager) and the map types offered first. `on_files` runs in a thread: reading a lazy
+    file waits for the browser's chunks, which must not block the page's message handling.
+    """
+    info, set_info = solara.use_state(cast(Any, None))
+    wired, set_wired = solara.use_state(cast(Any, None))
+    zone = MapDropZone.element(label=label, on_file_info=set_info, multiple=True, accept=ACCEPT)  # type: ignore
+
+    def wire() -> None:
+        if not info:
+            return
+        real = cast(MapDropZone, solara.get_widget(zone))
+        real.version += 1  # as solara's FileDrop: a new version for every new choice of files
+        real.reset_stats()
+        set_wired(real.get_files())
+
+    solara.use_effect(wire, [info])
+
+    def handle(cancel: threading.Event) -> None:
+        if not wired:
+            return
+        try:
+            on_files(wired)
+        finally:
+            try:
+                cast(MapDropZone, solara.get_widget(zone)).clear()
+            except Exception:  # the page went away meanwhile
+                log.debug("could not clear the map drop zone", exc_info=True)
+
+    solara.use_thread(handle, [wired])
+
+
+@solara.component
+def MapPanel(ctl: Controller) -> None:
+    """Run the scenario on a map of one's own: upload, summary, clear."""
+    ui = ctl.ui
+    ctl.session.changed.value  # noqa: B018 (redraw when the run changes)
+    current = ctl.session.map
+    busy, set_busy = solara.use_state(False)
+
+    def on_files(files: list[dict[str, Any]]) -> None:
+        set_busy(True)
+        try:
+            ctl.upload_map(files)
+        except Exception as exc:  # upload_map reports its own failures; this is a last resort
+            log.warning("upload failed", exc_info=True)
+            ui.message.set(f"Map not used: {type(exc).__name__}")
+        finally:
+            set_busy(False)
+
+    with solara.Details(summary="Your own map (GraphML, GEXF, Kumu, PRSM, CSV)", expand=current is not None):
+        if current is not None:
+            roles = ", ".join(f"{r} {c:,}" for r, c in current.roles)
+            lines = [
+                f"<b>{html.escape(current.name)}</b> ({html.escape(current.format)}, {current.size / 1e3:,.1f} kB)",
+                f"{current.people:,} people, {current.ties:,} ties",
+                f"Roles: {html.escape(roles)}",
+            ]
+            if current.defaulted:
+                lines.append(
+                    f"{current.defaulted:,} of them had no role and got the default role "
+                    f"'{html.escape(current.default_role)}'"
+                )
+            lines += [f"⚠ {html.escape(w)}" for w in current.warnings]
+            solara.HTML(tag="div", unsafe_innerHTML="<br>".join(lines), classes=["cp-map-summary"])
+            solara.Button(
+                "Clear map: back to the scenario's network",
+                icon_name="mdi-close",
+                on_click=guard(ui, ctl.clear_map, "Clear map"),
+                outlined=True,
+                small=True,
+            )
+        if busy:
+            solara.HTML(tag="div", unsafe_innerHTML="Reading the map…", classes=["cp-muted"])
+        MapDrop(
+            on_files,
+            f"Drop a map here (one file, or nodes.csv + edges.csv), up to {MAX_UPLOAD_MB:g} MB. The scenario "
+            "and sliders above run on it; it stays in use until cleared.",
+        )
+
+
 @solara.component
 def Sidebar(ctl: Controller) -> None:
     with solara.Column(gap="8px", style={"padding": "4px 4px 30px 4px"}):
         ScenarioPicker(ctl)
         RunButtons(ctl)
         PendingNote(ctl)
+        MapPanel(ctl)
         solara.HTML(tag="div", unsafe_innerHTML="Parameters (apply with Reset)", classes=["cp-section"])
         Parameters(ctl)

@@ -56,8 +56,22 @@ def events(session: Session) -> pd.DataFrame:
         return pd.DataFrame(session.model.events_log, columns=["week", "text"])
 
 
+def map_note(session: Session) -> str:
+    """YAML comment lines naming the uploaded map the run used ("" when it used the scenario's network)."""
+    m = session.map
+    if m is None:
+        return ""
+    return (
+        f"# This run used a map uploaded in the app: {m.name} ({m.format}, {m.size:,} bytes),\n"
+        f"# sha256 {m.sha256}.\n"
+        f"# network.source names it {m.export_name!r}: keep it beside this file (the app's\n"
+        "# 'All of the above (ZIP)' download includes it), then run `abm run config.yaml`.\n"
+    )
+
+
 def config_yaml(session: Session) -> bytes:
-    return yaml.safe_dump(session.exported_config(), sort_keys=False, allow_unicode=True).encode("utf-8")
+    text = yaml.safe_dump(session.exported_config(), sort_keys=False, allow_unicode=True)
+    return (map_note(session) + text).encode("utf-8")
 
 
 def network_png(session: Session) -> bytes:
@@ -123,6 +137,20 @@ def everything_zip(session: Session) -> bytes:
             "people": view.people,
             "note": "common-purpose model: explores and teaches; its outputs are not forecasts",
         }
+        m = session.map
+        if m is not None:
+            # the map itself, where config.yaml's network.source expects it
+            for name, data in m.files:
+                zf.writestr(name, data)
+            about["map"] = {
+                "name": m.name,
+                "file": m.export_name,
+                "format": m.format,
+                "sha256": m.sha256,
+                "bytes": m.size,
+                "people": m.people,
+                "ties": m.ties,
+            }
         zf.writestr("run.json", json.dumps(about, indent=2))
     return buf.getvalue()
 

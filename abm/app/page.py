@@ -86,6 +86,8 @@ def Player(ctl: Controller) -> None:
 def Page() -> None:
     ctl = solara.use_memo(lambda: Controller(default_settings()), [])
     ui = ctl.ui
+    # when the session ends (the page closes and its kernel shuts down), delete its uploaded maps
+    solara.use_effect(lambda: ctl.close, [])
     solara.Title("Common purpose: how a whole system comes to share a purpose")
     solara.Style(CSS)
     with solara.Sidebar():

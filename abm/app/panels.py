@@ -72,7 +72,9 @@ def Header(ctl: Controller) -> None:
         solara.HTML(
             tag="div",
             unsafe_innerHTML=esc(
-                f"of {view.weeks} · {view.name} · {view.people:,} people · {view.ties:,} ties · seed {view.seed}"
+                f"of {view.weeks} · {view.name}"
+                + (f" · on your map {view.map_name}" if view.map_name else "")
+                + f" · {view.people:,} people · {view.ties:,} ties · seed {view.seed}"
             ),
             classes=["cp-sub"],
         )
@@ -720,6 +722,15 @@ def ExportTab(ctl: Controller) -> None:
             ),
             classes=["cp-muted"],
         )
+        if view.map_name:
+            solara.HTML(
+                tag="div",
+                unsafe_innerHTML=(
+                    f"This run is on your map <b>{esc(view.map_name)}</b>: <code>config.yaml</code> names it "
+                    "(with its SHA-256) and the ZIP below includes it beside the config."
+                ),
+                classes=["cp-pending"],
+            )
         groups = [
             (
                 "Series",

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import threading
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,8 +26,10 @@ from abm.activities import allocation
 from abm.app.layout import Blocks, Layout, blocks, extend_layout, grouped_layout, normalised
 from abm.app.settings import Settings
 from abm.app.theme import SHAPES, STAGE_LABEL, role_label, role_shapes
+from abm.app.upload import MapStore, UploadedMap
 from abm.config import ACTIVITIES, FundingCut, LeaderLeaves, NationalPolicyChange, PartnerJoins
 from abm.events import apply_event
+from abm.mapio import MapWarning
 
 #: Draw person by person up to this many people and ties; above, the role-by-ward block view.
 MAX_DRAWN_PEOPLE = 12_000
@@ -38,6 +42,8 @@ TIES_REFRESH_SHARE = 0.25
 #: The four shares recorded by group, in this order (as in theme.PARTS).
 GROUP_SHARES = ("Vision", "Value", "Collective function", "Common purpose")
 #: Event kinds the page can fire.
+#: `Session.reset`'s default: keep the map in use.
+KEEP = object()
 EVENT_KINDS = ("national_policy_change", "funding_cut", "leader_leaves", "partner_joins")
 
 
@@ -197,6 +203,7 @@ class View:
     ties_add: np.ndarray
     ties_remove: np.ndarray
     block_data: Blocks | None
+    map_name: str = ""  # the uploaded map the run is on ("" for the scenario's own network)
 
 
 @dataclass(frozen=True)
@@ -241,12 +248,43 @@ class Session:
         self._view: View | None = None
         self._static: tuple[int, NetworkStatic] | None = None
         self._layout_key = 0
+        self.maps = MapStore()  # this session's uploads, in its own temporary directory
+        self.map: UploadedMap | None = None
 
     # --- changing the run ----------------------------------------------------------------------
-    def reset(self, settings: Settings) -> None:
-        """Build a fresh model (raises ConfigError or the model's error; the old run is kept then)."""
-        cfg = settings.resolved()
-        model = CommonPurposeModel(cfg, rng=settings.seed)
+    def reset(self, settings: Settings, map: UploadedMap | object | None = KEEP) -> None:
+        """Build a fresh model (raises ConfigError or the model's error; the old run is kept then).
+
+        Args:
+            settings: the scenario, seed and sliders.
+            map: the uploaded map to build on; `None` for the scenario's own network; by default
+                the map in use now (so an uploaded map survives Reset and seed changes).
+        """
+        chosen = self.map if map is KEEP else map
+        assert chosen is None or isinstance(chosen, UploadedMap)
+        model, _ = self.build(settings, chosen.source if chosen else None, chosen.people if chosen else 0)
+        self.install(model, settings, chosen)
+
+    def build(
+        self, settings: Settings, map_source: Path | None = None, map_people: int = 0
+    ) -> tuple[CommonPurposeModel, list[str]]:
+        """A new model for `settings`, on the map at `map_source` if given (the session is not changed).
+
+        Returns:
+            The model, and the fix-ups made to the map (`MapWarning` lines; shown once, at upload).
+        """
+        cfg = settings.resolved(map_source, map_people)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", MapWarning)
+            model = CommonPurposeModel(cfg, rng=settings.seed)
+        notes = [str(w.message) for w in caught if issubclass(w.category, MapWarning)]
+        for w in caught:  # anything else goes on as usual
+            if not issubclass(w.category, MapWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return model, notes
+
+    def install(self, model: CommonPurposeModel, settings: Settings, map: UploadedMap | None) -> None:
+        """Make `model` (built by `build`) this session's run, with the map it was built on."""
         series, history = RunSeries(), PersonHistory(on=model.state.n <= HISTORY_MAX_PEOPLE)
         series.record(model)
         history.record(model)
@@ -255,6 +293,7 @@ class Session:
         with self.lock:
             self.model = model
             self.settings = settings
+            self.map = map
             self.broken = False
             self.generation += 1
             self.layout = layout
@@ -264,6 +303,10 @@ class Session:
             self._new_ties_base()
             self._blocks_flows = None
         self.touch()
+
+    def close(self) -> None:
+        """The session is over: delete its uploaded maps."""
+        self.maps.close()
 
     def _new_ties_base(self) -> None:
         assert self.model is not None
@@ -380,6 +423,9 @@ class Session:
             data["seed"] = int(self.model.seed)
             extra = [dict(e["event"].model_dump(mode="json"), week=e["week"] + 1) for e in self.app_events]
             data["events"] = list(data.get("events", [])) + extra
+            if self.map is not None:
+                # not the server's temporary file: the map's own name, kept beside the config
+                data["network"]["source"] = self.map.export_name
             return data
 
     # --- reading the run -----------------------------------------------------------------------
@@ -577,6 +623,7 @@ class Session:
             ties_add=keys_to_pairs(add),
             ties_remove=keys_to_pairs(remove),
             block_data=block_data,
+            map_name=self.map.name if self.map is not None else "",
         )
 
 

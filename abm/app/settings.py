@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import abm
@@ -21,8 +22,12 @@ DEFAULT_SEED = 1
 MAX_SEED = 2**63 - 1
 #: Largest model one browser session may build (protects a server shared by a room).
 MAX_AGENTS = int(os.environ.get("CP_APP_MAX_AGENTS", "150000"))
+#: Largest map file (or CSV pair) one session may upload, in megabytes.
+MAX_UPLOAD_MB = float(os.environ.get("CP_APP_MAX_UPLOAD_MB", "10"))
 #: Population multipliers offered in the app ("as the scenario", x10, x50).
 SCALES = (1, 10, 50)
+#: Overrides the population multiplier sets (left out when the people come from a map).
+SCALE_KEYS = ("network.agents", "population.residents", "population.staff_scale")
 INFLUENCE_RULES = ("averaging", "threshold", "independent_cascade")
 POLICIES = ("fixed", "adaptive")
 ACTIVITY_LABELS = {
@@ -158,11 +163,23 @@ class Settings:
                 out["population.staff_scale"] = float(cfg.population.staff_scale * self.scale)
         return out
 
-    def resolved(self) -> Config:
-        """The validated configuration these settings give (raises ConfigError with one line)."""
+    def resolved(self, map_source: str | Path | None = None, map_people: int = 0) -> Config:
+        """The validated configuration these settings give (raises ConfigError with one line).
+
+        Args:
+            map_source: a map uploaded in this session (`network.source`), used instead of the
+                scenario's network; the population multiplier does not apply to it.
+            map_people: how many people that map has (checked against `MAX_AGENTS`).
+        """
         preset_config(self.preset)  # only shipped scenarios: never a path from the page
-        cfg = load_config(self.preset, self.overrides() or None)
-        count = cfg.agent_count()
+        overrides = self.overrides()
+        if map_source is not None:
+            # the map decides who is there: no scaling, and the map's own size is what counts
+            overrides = {k: v for k, v in overrides.items() if not k.startswith(SCALE_KEYS)}
+            overrides["network.source"] = str(map_source)
+            overrides["network.source_max_mb"] = MAX_UPLOAD_MB
+        cfg = load_config(self.preset, overrides or None)
+        count = map_people if map_source is not None else cfg.agent_count()
         if count > MAX_AGENTS:
             raise abm.ConfigError(
                 f"{count:,} people is more than this app allows per session ({MAX_AGENTS:,}); "
