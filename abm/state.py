@@ -26,27 +26,32 @@ class _Part:
     def __init__(self, ties: Ties, lo: int, hi: int, sort: bool = True):
         n, m = ties.n, hi - lo
         ids = np.arange(lo, hi, dtype=np.int64)
-        rows = np.concatenate([ties.eu[lo:hi], ties.ev[lo:hi]]).astype(np.int32)
-        cols = np.concatenate([ties.ev[lo:hi], ties.eu[lo:hi]]).astype(np.int32)
+        eu, ev = ties.eu[lo:hi], ties.ev[lo:hi]
+        rows = np.concatenate([eu, ev])
+        cols = np.concatenate([ev, eu])
         indptr = np.empty(n + 1, dtype=np.int32)
         indices = np.empty(2 * m, dtype=np.int32)
-        slot = np.empty(2 * m, dtype=np.int64)
+        slot = np.empty(2 * m, dtype=np.int32 if 2 * m < 2**31 else np.int64)
         # linear-time counting sort into rows, then columns sorted within each row, carrying slots
-        _sparsetools.coo_tocsr(n, n, 2 * m, rows, cols, np.arange(2 * m, dtype=np.int64), indptr, indices, slot)
+        # (slot s < m is tie lo + s seen from eu, s >= m the same tie lo + s - m seen from ev)
+        _sparsetools.coo_tocsr(n, n, 2 * m, rows, cols, np.arange(2 * m, dtype=slot.dtype), indptr, indices, slot)
         if sort:  # columns sorted within rows make row*n+col globally sorted: lookups need no argsort
             _sparsetools.csr_sort_indices(n, indptr, indices, slot)
         self.lo = lo
         self.tie_at = np.concatenate([ids, ids])[slot]  # CSR position -> tie id
-        self.pos = np.empty((2, m), dtype=np.int64)  # tie id - lo -> its two CSR positions
-        self.pos[(slot >= m).astype(np.int64), self.tie_at - lo] = np.arange(2 * m)
+        # tie id - lo -> its two CSR positions (row 0 from eu, row 1 from ev): the inverse of slot
+        self.pos = np.empty(2 * m, dtype=slot.dtype)
+        self.pos[slot] = np.arange(2 * m, dtype=slot.dtype)
+        self.pos = self.pos.reshape(2, m)
         if sort:
             self.keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr)) * n + indices
             self.key_tie = self.tie_at
         else:  # a small side matrix: sort only its own keys (u < v entries)
-            keys = ties.eu[lo:hi].astype(np.int64) * n + ties.ev[lo:hi]
+            keys = eu.astype(np.int64) * n + ev
             order = np.argsort(keys, kind="stable")
             self.keys, self.key_tie = keys[order], ids[order]
-        data = (ties.trust[self.tie_at] * ties.alive[self.tie_at]).astype(np.float32)
+        live = (ties.trust[lo:hi] * ties.alive[lo:hi]).astype(np.float32)
+        data = np.concatenate([live, live])[slot]
         self.A = sp.csr_matrix((data, indices, indptr), shape=(n, n))
 
     def write(self, tie: np.ndarray, value: np.ndarray) -> None:
@@ -82,21 +87,64 @@ class Ties:
     #: Merge everything into the main matrix when newer ties exceed this share of it.
     MERGE_SHARE = 0.15
 
+    #: Tie arrays grow by this factor when full (additions cost O(added), not O(ties)).
+    GROWTH = 1.5
+
     def __init__(self, n: int, eu: np.ndarray, ev: np.ndarray, trust: np.ndarray, kind: np.ndarray):
         self.n = n
-        self.eu = np.asarray(eu, dtype=np.int32)
-        self.ev = np.asarray(ev, dtype=np.int32)
-        self.trust = np.asarray(trust, dtype=np.float64).copy()
-        self.kind = np.asarray(kind, dtype=np.int8)
-        self.alive = np.ones(self.eu.size, dtype=bool)
+        self.m = int(np.size(eu))  # ties stored (live or removed); the arrays below have spare room
+        self._eu = np.asarray(eu, dtype=np.int32).copy()
+        self._ev = np.asarray(ev, dtype=np.int32).copy()
+        self._trust = np.asarray(trust, dtype=np.float64).copy()
+        self._kind = np.asarray(kind, dtype=np.int8).copy()
+        self._alive = np.ones(self.m, dtype=bool)
+        self._dead = 0  # removed ties not yet compacted
         self.merges = 0
         self._rebuild()
+
+    # --- storage: views of the first m entries of arrays with spare room ---------------------
+    @property
+    def eu(self) -> np.ndarray:
+        """Lower end of each tie (eu < ev)."""
+        return self._eu[: self.m]
+
+    @property
+    def ev(self) -> np.ndarray:
+        """Upper end of each tie."""
+        return self._ev[: self.m]
+
+    @property
+    def trust(self) -> np.ndarray:
+        """Trust of each tie (writes through `set_trust`, which keeps the matrices in step)."""
+        return self._trust[: self.m]
+
+    @property
+    def kind(self) -> np.ndarray:
+        """Kind of each tie (codes of `abm.network.TIE_KINDS`)."""
+        return self._kind[: self.m]
+
+    @property
+    def alive(self) -> np.ndarray:
+        """False for removed ties (kept until the next merge compacts them)."""
+        return self._alive[: self.m]
+
+    def _reserve(self, extra: int) -> None:
+        """Room for `extra` more ties (the arrays grow geometrically)."""
+        need = self.m + extra
+        if need <= self._eu.size:
+            return
+        cap = max(need, int(self._eu.size * self.GROWTH) + 16)
+        for name in ("_eu", "_ev", "_trust", "_kind", "_alive"):
+            old = getattr(self, name)
+            new = np.empty(cap, dtype=old.dtype)
+            new[: self.m] = old[: self.m]
+            setattr(self, name, new)
 
     # --- structure -------------------------------------------------------------------------
     @property
     def count(self) -> int:
         """Number of live ties."""
-        return int(self.alive.sum())
+        return self.m - self._dead
 
     @property
     def A(self) -> sp.csr_matrix:
@@ -105,12 +153,14 @@ class Ties:
 
     def _rebuild(self) -> None:
         """Compact removed ties and put every live tie in the main matrix."""
-        keep = self.alive
-        if not keep.all():
-            self.eu, self.ev = self.eu[keep], self.ev[keep]
-            self.trust, self.kind = self.trust[keep], self.kind[keep]
-            self.alive = np.ones(self.eu.size, dtype=bool)
-        self.m_main = self.m_side = self.eu.size
+        if self._dead:
+            keep = self.alive
+            self._eu, self._ev = self.eu[keep], self.ev[keep]
+            self._trust, self._kind = self.trust[keep], self.kind[keep]
+            self.m = self._eu.size
+            self._alive = np.ones(self.m, dtype=bool)
+            self._dead = 0
+        self.m_main = self.m_side = self.m
         self.main = _Part(self, 0, self.m_main)
         self.side: _Part | None = None
         self._pending_keys: tuple[np.ndarray, np.ndarray] | None = None
@@ -118,7 +168,7 @@ class Ties:
 
     def flush(self) -> None:
         """Bring pending ties into the matrices (merging everything when the newer bands grow large)."""
-        m = self.eu.size
+        m = self.m
         if m == self.m_side:
             return
         if m - self.m_main > max(2048, self.MERGE_SHARE * self.m_main):
@@ -154,7 +204,7 @@ class Ties:
         if self.side is not None:
             miss = np.flatnonzero(out < 0)
             out[miss] = self.side.find(a[miss], b[miss], self.n)
-        if self.eu.size > self.m_side:
+        if self.m > self.m_side:
             keys, ids = self._pending()
             miss = np.flatnonzero(out < 0)
             key = a[miss] * self.n + b[miss]
@@ -195,32 +245,37 @@ class Ties:
         dead = (existing >= 0) & ~self.alive[np.maximum(existing, 0)]
         revived = existing[dead]
         self.alive[revived] = True
+        self._dead -= revived.size
         self.kind[revived] = kind[first[dead]]
         self.set_trust(revived, trust[first[dead]])
         fresh = existing < 0
         key, first = key[fresh], first[fresh]
         if key.size:
-            self.eu = np.concatenate([self.eu, (key // self.n).astype(np.int32)])
-            self.ev = np.concatenate([self.ev, (key % self.n).astype(np.int32)])
-            self.trust = np.concatenate([self.trust, trust[first]])
-            self.kind = np.concatenate([self.kind, kind[first]])
-            self.alive = np.concatenate([self.alive, np.ones(key.size, dtype=bool)])
+            self._reserve(key.size)
+            new = slice(self.m, self.m + key.size)
+            self._eu[new] = key // self.n
+            self._ev[new] = key % self.n
+            self._trust[new] = trust[first]
+            self._kind[new] = kind[first]
+            self._alive[new] = True
+            self.m += key.size
             self._pending_keys = None
         return int(key.size + revived.size)
 
     def remove(self, tie: np.ndarray) -> None:
         """Remove ties: they stop carrying influence at once and are compacted at a later merge."""
         tie = np.unique(np.asarray(tie, dtype=np.int64))
+        self._dead += int(self.alive[tie].sum())
         self.alive[tie] = False
         self.set_trust(tie, np.zeros(tie.size))
-        if (~self.alive).sum() > max(2048, 0.2 * self.m_main):
+        if self._dead > max(2048, 0.2 * self.m_main):
             self._rebuild()
 
     def incident(self, nodes_mask: np.ndarray) -> np.ndarray:
         """Ids of live ties touching any node in the boolean mask (cost: their degree)."""
         nodes = np.flatnonzero(nodes_mask)
         parts = [p.tie_at[p.rows(nodes)] for p in self._parts()]
-        pending = np.arange(self.m_side, self.eu.size)
+        pending = np.arange(self.m_side, self.m)
         parts.append(pending[nodes_mask[self.eu[pending]] | nodes_mask[self.ev[pending]]])
         tie = np.unique(np.concatenate(parts))
         return tie[self.alive[tie]]
