@@ -14,7 +14,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 from abm.acting import STAGES
-from abm.state import by_organisation
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -57,51 +56,71 @@ GROUP_METRICS = (
 )
 
 
-def model_metrics(model: CommonPurposeModel) -> dict[str, float]:
-    """This week's system-level figures."""
+class People:
+    """Who is who: the facts about people that change only when people are added.
+
+    The recorder keeps one and renews it when the population grows, so a week's figures need
+    no pass over the whole population for staff, residents or group membership.
+    """
+
+    def __init__(self, model: CommonPurposeModel):
+        s = model.state
+        self.n = s.n
+        self.staff = np.flatnonzero(s.staff)
+        self.residents = np.flatnonzero(~s.staff)
+        self.staff_org = s.org[self.staff]
+        self.target_residents = self.residents[model.ward_target[s.ward[self.residents]]]
+        self.has_org = s.org >= 0
+        self.org = np.maximum(s.org, 0)
+
+
+def model_metrics(model: CommonPurposeModel, people: People | None = None) -> dict[str, float]:
+    """This week's system-level figures (`people`: the recorder's cache, built when not given)."""
     s = model.state
     lad = model.config.ladder
+    if people is None or people.n != s.n:
+        people = People(model)
     n = max(s.n, 1)
+    n_res = max(people.residents.size, 1)
+    n_staff = max(people.staff.size, 1)
     subscribed = s.vision >= lad.vision_threshold
-    valued = s.value >= lad.value_threshold
-    cp = model.stage == 5
-    res = ~s.staff
-    n_res = max(int(res.sum()), 1)
-    n_staff = max(int(s.staff.sum()), 1)
-    pa = s.pa_class[res]
-    target_res = res & model.ward_target[s.ward]
-    n_acting = int(s.acting.sum())
-    staff_org = s.org[s.staff]
+    both = subscribed & (s.value >= lad.value_threshold)
+    n_subscribed = np.count_nonzero(subscribed)
+    n_both = np.count_nonzero(both)
+    n_acting = np.count_nonzero(s.acting)
+    counts = np.bincount(model.stage, minlength=len(STAGES))
+    n_cp = int(counts[STAGES.index("common_purpose")])
+    cp_staff = np.count_nonzero(model.stage[people.staff] == STAGES.index("common_purpose"))
+    pa = np.bincount(s.pa_class[people.residents], minlength=3)  # residents' classes are 0..2
+    target_inactive = np.count_nonzero(s.pa_class[people.target_residents] == 0)
+    staff_org = people.staff_org
     row = {
         "step": model.week,
         "mean_vision": float(s.vision.mean()),
         "mean_value": float(s.value.mean()),
-        "aware_share": float(s.aware.sum() / n),
-        "subscribed_share": float(subscribed.sum() / n),
-        "valuing_share": float((subscribed & valued).sum() / n),
+        "aware_share": np.count_nonzero(s.aware) / n,
+        "subscribed_share": n_subscribed / n,
+        "valuing_share": n_both / n,
         "acting_share": n_acting / n,
-        "common_purpose_share": float(cp.sum() / n),
-        "staff_common_purpose_share": float((cp & s.staff).sum() / n_staff),
-        "resident_common_purpose_share": float((cp & res).sum() / n_res),
-        "acting_low_vision_share": float((s.acting & ~subscribed).sum() / n_acting) if n_acting else 0.0,
-        "acting_among_valuing_share": float(
-            (s.acting & subscribed & valued).sum() / max(int((subscribed & valued).sum()), 1)
-        ),
+        "common_purpose_share": n_cp / n,
+        "staff_common_purpose_share": cp_staff / n_staff,
+        "resident_common_purpose_share": (n_cp - cp_staff) / n_res,
+        "acting_low_vision_share": (n_acting - np.count_nonzero(s.acting & subscribed)) / n_acting if n_acting else 0.0,
+        "acting_among_valuing_share": np.count_nonzero(s.acting & both) / max(n_both, 1),
         "embedded_processes": float(model.org_embedded.sum()),
         "structural_alignment": float(model.org_structure[staff_org].mean()) if staff_org.size else 0.0,
         "max_structural_alignment": float(model.org_structure.max()) if model.org_structure.size else 0.0,
         "cultural_alignment": float(s.culture.mean()),
-        "inactive_share": float((pa == 0).sum() / n_res),
-        "fairly_active_share": float((pa == 1).sum() / n_res),
-        "active_share": float((pa == 2).sum() / n_res),
-        "target_inactive_share": float((s.pa_class[target_res] == 0).sum() / max(int(target_res.sum()), 1)),
+        "inactive_share": float(pa[0] / n_res),
+        "fairly_active_share": float(pa[1] / n_res),
+        "active_share": float(pa[2] / n_res),
+        "target_inactive_share": target_inactive / max(people.target_residents.size, 1),
         "ties": float(model.ties.count),
         "effort_budget": float(model.effort_budget),
         "national_cap": float(model.national_cap),
-        "adopted_share": float(subscribed.sum() / n),
+        "adopted_share": n_subscribed / n,
     }
-    counts = np.bincount(model.stage, minlength=len(STAGES))
-    for name, c in zip(STAGES, counts, strict=True):
+    for name, c in zip(STAGES, counts.tolist(), strict=True):
         row[f"stage_{name}"] = float(c)
     return row
 
@@ -112,30 +131,37 @@ def _indicator(codes: np.ndarray, k: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(ok.size), (codes[ok].astype(np.int64), ok)), shape=(k, codes.size))
 
 
-def _weights(model: CommonPurposeModel) -> np.ndarray:
-    """Per person, the quantities that group metrics sum (columns follow _SUMS)."""
+#: What group metrics sum per person: the first three change only when people are added.
+_SUMS = ("count", "residents", "staff", "vision", "value", "acting", "cp", "inactive", "structure", "embedded")
+_FIXED = 3
+
+
+def _weights(model: CommonPurposeModel, people: People) -> np.ndarray:
+    """Per person, this week's quantities that group metrics sum (the columns of _SUMS after _FIXED)."""
     s = model.state
-    res = ~s.staff
-    w = np.empty((s.n, len(_SUMS)), dtype=np.float32)
-    w[:, 0] = 1.0
-    w[:, 1] = s.vision
-    w[:, 2] = s.value
-    w[:, 3] = s.acting
-    w[:, 4] = model.stage == 5
-    w[:, 5] = res & (s.pa_class == 0)
-    w[:, 6] = res
-    w[:, 7] = s.staff
-    w[:, 8] = by_organisation(model.org_structure, s.org)
-    w[:, 9] = by_organisation(model.org_embedded, s.org)
+    w = np.empty((s.n, len(_SUMS) - _FIXED), dtype=np.float32)
+    w[:, 0] = s.vision
+    w[:, 1] = s.value
+    w[:, 2] = s.acting
+    np.equal(model.stage, STAGES.index("common_purpose"), out=w[:, 3], casting="unsafe")
+    np.equal(s.pa_class, 0, out=w[:, 4], casting="unsafe")  # staff have no class (-1)
+    for col, per_org in ((5, model.org_structure), (6, model.org_embedded)):
+        w[:, col] = np.where(people.has_org, per_org[people.org], 0.0) if per_org.size else 0.0
     return w
 
 
-_SUMS = ("count", "vision", "value", "acting", "cp", "inactive", "residents", "staff", "structure", "embedded")
+def _fixed_weights(model: CommonPurposeModel) -> np.ndarray:
+    s = model.state
+    w = np.empty((s.n, _FIXED), dtype=np.float32)
+    w[:, 0] = 1.0
+    w[:, 1] = ~s.staff
+    w[:, 2] = s.staff
+    return w
 
 
 def _group_block(sums: np.ndarray) -> np.ndarray:
-    """Rows: groups; columns: GROUP_METRICS, from the group sums of _weights."""
-    count, vision, value, acting, cp, inactive, n_res, n_staff, struct, embedded = sums.T
+    """Rows: groups; columns: GROUP_METRICS, from the group sums in the order of _SUMS."""
+    count, n_res, n_staff, vision, value, acting, cp, inactive, struct, embedded = sums.T
     denom = np.maximum(count, 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.column_stack(
@@ -158,30 +184,40 @@ class Recorder:
     def __init__(self, model: CommonPurposeModel):
         self.rows: list[dict[str, float]] = []
         self.blocks: dict[str, list[tuple[int, np.ndarray, list[str]]]] = {k: [] for k in model.config.output.groups}
-        self._indicators: dict[str, tuple[int, sp.csr_matrix]] = {}
+        self._people: People | None = None
+        self._groups: tuple[tuple, sp.csr_matrix, np.ndarray] | None = None
 
-    def _group_sums(self, kind: str, codes: np.ndarray, k: int, w: np.ndarray) -> np.ndarray:
-        cached = self._indicators.get(kind)
-        if cached is None or cached[0] != codes.size or cached[1].shape[0] != k:
-            cached = self._indicators[kind] = (codes.size, _indicator(codes, k))
-        return cached[1] @ w
-
-    def record(self, model: CommonPurposeModel) -> dict[str, float]:
-        row = model_metrics(model)
-        self.rows.append(row)
+    def _group_sources(self, model: CommonPurposeModel) -> dict[str, tuple[np.ndarray, list[str]]]:
         s = model.state
-        sources = {
+        return {
             "role": (s.role, model.role_names),
             "ward": (s.ward, model.ward_names),
             "community": (s.community, model.community_names),
             "organisation": (s.org, model.org_names),
         }
-        w = _weights(model) if self.blocks else None
-        for kind, blocks in self.blocks.items():
-            codes, names = sources[kind]
-            if names:
-                block = _group_block(self._group_sums(kind, codes, len(names), w))
-                blocks.append((model.week, block, list(names)))
+
+    def _group_sums(self, model: CommonPurposeModel, people: People) -> list[tuple[str, np.ndarray, list[str]]]:
+        """Every group kind's sums from one product: stacked membership matrix x weights."""
+        sources = self._group_sources(model)
+        kinds = [(kind, *sources[kind]) for kind in self.blocks if sources[kind][1]]
+        key = (people.n, tuple((kind, len(names)) for kind, _, names in kinds))
+        if self._groups is None or self._groups[0] != key:
+            members = sp.vstack([_indicator(codes, len(names)) for _, codes, names in kinds], format="csr")
+            self._groups = (key, members, members @ _fixed_weights(model))
+        _, members, fixed = self._groups
+        sums = np.hstack([fixed, members @ _weights(model, people)])
+        block = _group_block(sums)
+        ends = np.cumsum([len(names) for _, _, names in kinds])
+        return [(kind, part, names) for (kind, _, names), part in zip(kinds, np.split(block, ends[:-1]), strict=True)]
+
+    def record(self, model: CommonPurposeModel) -> dict[str, float]:
+        if self._people is None or self._people.n != model.state.n:
+            self._people = People(model)
+        row = model_metrics(model, self._people)
+        self.rows.append(row)
+        if self.blocks:
+            for kind, block, names in self._group_sums(model, self._people):
+                self.blocks[kind].append((model.week, block, list(names)))
         return row
 
     def model_frame(self, docking: bool = False) -> pd.DataFrame:
