@@ -91,20 +91,32 @@ def _sample(model: CommonPurposeModel, k: int, weight: np.ndarray, among: np.nda
     return pick if among is None else among[pick]
 
 
-def _targets(model: CommonPurposeModel, k: int, prefer_unaware: bool) -> np.ndarray:
+def _person_ward_weights(model: CommonPurposeModel) -> tuple[np.ndarray, np.ndarray]:
+    """Each staff member's and each resident's ward weight (fixed unless the policy is adaptive)."""
     s = model.state
     ward_w = _ward_weights(model)
-    staff, residents = model.staff_index, model.resident_index
+    return ward_w[s.ward[model.staff_index]], ward_w[s.ward[model.resident_index]]
 
-    def weights(idx: np.ndarray) -> np.ndarray:
-        w = ward_w[s.ward[idx]]
+
+def _targets(model: CommonPurposeModel, k: int, prefer_unaware: bool) -> np.ndarray:
+    s = model.state
+    staff, residents = model.staff_index, model.resident_index
+    if model.config.effort.policy == "adaptive":
+        w_staff, w_residents = _person_ward_weights(model)
+    else:
+        w_staff, w_residents = model.fixed("ward_weights", _person_ward_weights)
+
+    def weights(idx: np.ndarray, w: np.ndarray) -> np.ndarray:
         return w * np.where(s.aware[idx], 0.3, 1.0) if prefer_unaware else w
 
     k_staff = int(model.rng.binomial(k, model.config.effort.staff_focus)) if k else 0
     if residents.size == 0:
         k_staff = k
     return np.concatenate(
-        [_sample(model, k_staff, weights(staff), staff), _sample(model, k - k_staff, weights(residents), residents)]
+        [
+            _sample(model, k_staff, weights(staff, w_staff), staff),
+            _sample(model, k - k_staff, weights(residents, w_residents), residents),
+        ]
     )
 
 
@@ -123,7 +135,8 @@ def engagement(model: CommonPurposeModel, share: float) -> None:
     s.vision[t] += spec.vision_gain * culture_gate(model, t) * (1.0 - s.vision[t])
     s.acted_after[t] = ACTIVITY_CODE["engagement"]
     if spec.new_ties:
-        ambassadors = np.flatnonzero(s.staff & (s.vision >= model.config.ladder.vision_threshold))
+        staff = model.staff_index
+        ambassadors = staff[s.vision[staff] >= model.config.ladder.vision_threshold]
         if ambassadors.size == 0:
             ambassadors = np.flatnonzero(s.staff & (s.level == s.level.max()))
         if ambassadors.size:
@@ -138,7 +151,7 @@ def insight(model: CommonPurposeModel, share: float) -> None:
     if t.size:
         s.insight[t] += spec.gain * (1.0 - s.insight[t])
         s.acted_after[t] = ACTIVITY_CODE["insight"]
-        residents = np.maximum(np.bincount(s.ward[~s.staff], minlength=len(model.ward_names)), 1)
+        residents = model.fixed("ward_residents", _ward_residents)
         touched = np.bincount(s.ward[t[~s.staff[t]]], minlength=len(model.ward_names))
         model.ward_insight += spec.ward_gain * np.minimum(touched / residents, 1.0) * (1.0 - model.ward_insight)
         np.minimum(model.ward_insight, 1.0, out=model.ward_insight)
@@ -147,6 +160,11 @@ def insight(model: CommonPurposeModel, share: float) -> None:
     s.culture += spec.culture_shift * q * (1.0 - s.culture)
     s.insight *= 1.0 - spec.decay
     model.ward_insight *= 1.0 - spec.decay
+
+
+def _ward_residents(model: CommonPurposeModel) -> np.ndarray:
+    """Residents per ward (at least 1)."""
+    return np.maximum(np.bincount(model.state.ward[model.resident_index], minlength=len(model.ward_names)), 1)
 
 
 def _shift_structure(model: CommonPurposeModel, orgs: np.ndarray, gain: np.ndarray) -> None:
@@ -171,7 +189,7 @@ def collaborative(model: CommonPurposeModel, share: float) -> None:
         return
     brokered = model.rng.random(a.size) < spec.brokered_share
     b, tie = model.ties.random_neighbour(a, model.rng)
-    pool = np.flatnonzero(s.staff & s.aware)
+    pool = staff[s.aware[staff]]
     if brokered.any() and pool.size:
         cand = pool[model.rng.integers(0, pool.size, int(brokered.sum()))]
         b[brokered] = np.where(s.sector[cand] != s.sector[a[brokered]], cand, -1)

@@ -252,7 +252,8 @@ class CommonPurposeModel(mesa.Model):
         self.adopted_before = np.zeros(self.state.n, dtype=bool)  # for the independent cascade
         self.nb: np.ndarray | None = None
         self._gate: np.ndarray | None = None
-        self._index_cache: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._fixed: dict[str, Any] = {}
+        self._fixed_n = -1
         self.last_allocation: dict[str, float] = {}
 
     def add_agents(self, indices: np.ndarray) -> None:
@@ -270,18 +271,29 @@ class CommonPurposeModel(mesa.Model):
         """Weeks simulated so far (0 before the first step)."""
         return int(self.steps)
 
+    def fixed(self, name: str, make: Callable[[CommonPurposeModel], Any]) -> Any:
+        """`make(model)`, kept until people are added: for facts that depend only on who is here.
+
+        A person's role, organisation, ward, community, sector, level and being staff never
+        change (a newcomer takes over the post), so arrays derived from them need computing once.
+        """
+        if self._fixed_n != self.state.n:
+            self._fixed.clear()
+            self._fixed_n = self.state.n
+        value = self._fixed.get(name)
+        if value is None:
+            value = self._fixed[name] = make(self)
+        return value
+
     @property
     def staff_index(self) -> np.ndarray:
         """Indices of staff (cached until people are added)."""
-        if self._index_cache is None or self._index_cache[0] != self.state.n:
-            self._index_cache = (self.state.n, np.flatnonzero(self.state.staff), np.flatnonzero(~self.state.staff))
-        return self._index_cache[1]
+        return self.fixed("staff_index", lambda m: np.flatnonzero(m.state.staff))
 
     @property
     def resident_index(self) -> np.ndarray:
         """Indices of residents (cached until people are added)."""
-        self.staff_index  # noqa: B018 (refreshes the cache)
-        return self._index_cache[2]
+        return self.fixed("resident_index", lambda m: np.flatnonzero(~m.state.staff))
 
     def gate(self) -> np.ndarray:
         """This week's culture gate for everyone, once culture has stopped changing (influence on)."""

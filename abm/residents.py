@@ -29,35 +29,40 @@ def baseline_rates(mixes: np.ndarray, relapse_fairly: float, relapse_active: flo
     return np.stack([up0, up1], axis=1)
 
 
-def exposure(model: CommonPurposeModel) -> tuple[np.ndarray, np.ndarray]:
-    """Per resident: saturating exposure to acting professionals, and acting share of resident ties."""
+def exposure(model: CommonPurposeModel, who: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    """Per person in `who` (default everyone): saturating exposure to acting professionals, and
+    the acting share of their resident ties."""
     nb = model.snapshot()
-    pro = 1.0 - np.exp(-nb[:, PRO_ACTING])
-    peers = np.where(nb[:, RESIDENT] > 0, nb[:, RES_ACTING] / np.maximum(nb[:, RESIDENT], 1e-12), 0.0)
+    pro = 1.0 - np.exp(-nb[who, PRO_ACTING])
+    residents = nb[who, RESIDENT]
+    peers = np.where(residents > 0, nb[who, RES_ACTING] / np.maximum(residents, 1e-12), 0.0)
     return pro, peers
 
 
+def _resident_rates(model: CommonPurposeModel) -> np.ndarray:
+    """Per resident, baseline uptake by class: columns inactive->fairly, fairly->active, active (0)."""
+    rates = np.zeros((model.resident_index.size, 3))
+    rates[:, :2] = model.uptake_rates[model.state.ward[model.resident_index]]
+    return rates
+
+
 def move_classes(model: CommonPurposeModel) -> None:
+    """One week of class moves for every resident (one uniform draw each).
+
+    A resident in class c moves up when r < up_c and down when up_c <= r < up_c + down_c, where
+    up_2 = 0 (no class above active) and down_0 = 0 (none below inactive).
+    """
     cfg = model.config.residents_activity
     s = model.state
-    res = np.flatnonzero(~s.staff)
+    res = model.resident_index
     if res.size == 0:
         return
-    pro, peers = exposure(model)
-    pro, peers = pro[res], peers[res]
+    pro, peers = exposure(model, res)
     gate = 1.0 - cfg.culture_weight * (1.0 - s.culture[res] * model.national_culture)
     uplift = cfg.professional_effect * pro * gate * (1.0 + cfg.peer_effect * peers)
-    base = model.uptake_rates[s.ward[res]]
-    protect = 1.0 - cfg.protection * pro
-    up0 = base[:, 0] + uplift
-    up1 = base[:, 1] + uplift
-    down1 = cfg.relapse_fairly * protect
-    down2 = cfg.relapse_active * protect
     cls = s.pa_class[res]
+    rows = np.arange(res.size)
+    up = (model.fixed("resident_rates", _resident_rates)[rows, cls] + uplift) * (cls < 2)
+    down = np.array([0.0, cfg.relapse_fairly, cfg.relapse_active])[cls] * (1.0 - cfg.protection * pro)
     r = model.rng.random(res.size)
-    new = cls.copy()
-    new[(cls == 0) & (r < up0)] = 1
-    new[(cls == 1) & (r < up1)] = 2
-    new[(cls == 1) & (r >= up1) & (r < up1 + down1)] = 0
-    new[(cls == 2) & (r < down2)] = 1
-    s.pa_class[res] = new
+    s.pa_class[res] = cls + (r < up) - ((r >= up) & (r < up + down))

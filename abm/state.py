@@ -59,8 +59,8 @@ class _Part:
         self.A.data[self.pos[0, k]] = value
         self.A.data[self.pos[1, k]] = value
 
-    def find(self, u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
-        key = u.astype(np.int64) * n + v
+    def find(self, key: np.ndarray) -> np.ndarray:
+        """Tie ids for pair keys u * n + v (u < v), -1 where not in this part."""
         out = np.full(key.size, -1, dtype=np.int64)
         if self.keys.size:
             i = np.minimum(np.searchsorted(self.keys, key), self.keys.size - 1)
@@ -74,6 +74,13 @@ class _Part:
         count = self.A.indptr[nodes + 1].astype(np.int64) - start
         offsets = np.repeat(start - np.concatenate([[0], np.cumsum(count)[:-1]]), count)
         return offsets + np.arange(int(count.sum()))
+
+
+def _pick(x: float | np.ndarray, idx: np.ndarray, dtype: type) -> np.ndarray:
+    """x[idx] for an array, or x repeated for a scalar (as `dtype`)."""
+    if np.ndim(x) == 0:
+        return np.full(idx.size, x, dtype=dtype)
+    return np.asarray(x, dtype=dtype)[idx]
 
 
 class Ties:
@@ -197,25 +204,30 @@ class Ties:
             self._pending_keys = (keys[order], order + self.m_side)
         return self._pending_keys
 
-    def _find_any(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Tie ids for the pairs, live or removed (each pair is stored at most once)."""
-        a, b = np.minimum(u, v).astype(np.int64), np.maximum(u, v).astype(np.int64)
-        out = self.main.find(a, b, self.n)
+    def _key(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Pair keys min * n + max (int64), the order ties are looked up by."""
+        u, v = np.asarray(u, dtype=np.int64), np.asarray(v, dtype=np.int64)
+        return np.minimum(u, v) * self.n + np.maximum(u, v)
+
+    def _find_any(self, key: np.ndarray) -> np.ndarray:
+        """Tie ids for pair keys (see `_key`), live or removed (each pair is stored at most once)."""
+        out = self.main.find(key)
         if self.side is not None:
             miss = np.flatnonzero(out < 0)
-            out[miss] = self.side.find(a[miss], b[miss], self.n)
+            if miss.size:
+                out[miss] = self.side.find(key[miss])
         if self.m > self.m_side:
-            keys, ids = self._pending()
             miss = np.flatnonzero(out < 0)
-            key = a[miss] * self.n + b[miss]
-            i = np.minimum(np.searchsorted(keys, key), keys.size - 1)
-            hit = keys[i] == key
-            out[miss[hit]] = ids[i[hit]]
+            if miss.size:
+                keys, ids = self._pending()
+                i = np.minimum(np.searchsorted(keys, key[miss]), keys.size - 1)
+                hit = keys[i] == key[miss]
+                out[miss[hit]] = ids[i[hit]]
         return out
 
     def find(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Tie ids for the pairs (u, v), -1 where there is no live tie."""
-        out = self._find_any(np.asarray(u), np.asarray(v))
+        out = self._find_any(self._key(u, v))
         out[(out >= 0) & ~self.alive[np.maximum(out, 0)]] = -1
         return out
 
@@ -232,35 +244,39 @@ class Ties:
 
     def add(self, u: np.ndarray, v: np.ndarray, trust: float | np.ndarray, kind: np.ndarray) -> int:
         """Add ties between distinct pairs not already tied (removed ones are revived); returns how many."""
-        u, v = np.asarray(u, dtype=np.int64), np.asarray(v, dtype=np.int64)
-        trust = np.broadcast_to(np.asarray(trust, dtype=float), u.shape)
-        kind = np.broadcast_to(np.asarray(kind, dtype=np.int8), u.shape)
-        a, b = np.minimum(u, v), np.maximum(u, v)
-        key, first = np.unique(a * self.n + b, return_index=True)
-        keep = (key // self.n) != (key % self.n)
-        key, first = key[keep], first[keep]
+        if np.size(u) == 0:
+            return 0
+        key, first = np.unique(self._key(u, v), return_index=True)
+        lo, hi = np.divmod(key, self.n)
+        keep = lo != hi
+        if not keep.all():
+            key, first, lo, hi = key[keep], first[keep], lo[keep], hi[keep]
         if key.size == 0:
             return 0
-        existing = self._find_any(key // self.n, key % self.n)
-        dead = (existing >= 0) & ~self.alive[np.maximum(existing, 0)]
-        revived = existing[dead]
-        self.alive[revived] = True
-        self._dead -= revived.size
-        self.kind[revived] = kind[first[dead]]
-        self.set_trust(revived, trust[first[dead]])
-        fresh = existing < 0
-        key, first = key[fresh], first[fresh]
-        if key.size:
-            self._reserve(key.size)
-            new = slice(self.m, self.m + key.size)
-            self._eu[new] = key // self.n
-            self._ev[new] = key % self.n
-            self._trust[new] = trust[first]
-            self._kind[new] = kind[first]
+        existing = self._find_any(key)
+        revived = np.zeros(0, dtype=np.int64)
+        if self._dead:
+            dead = (existing >= 0) & ~self.alive[np.maximum(existing, 0)]
+            if dead.any():
+                revived = existing[dead]
+                self.alive[revived] = True
+                self._dead -= revived.size
+                self.kind[revived] = _pick(kind, first[dead], np.int8)
+                self.set_trust(revived, _pick(trust, first[dead], np.float64))
+        fresh = np.flatnonzero(existing < 0)
+        if fresh.size < key.size:
+            first, lo, hi = first[fresh], lo[fresh], hi[fresh]
+        if fresh.size:
+            self._reserve(fresh.size)
+            new = slice(self.m, self.m + fresh.size)
+            self._eu[new] = lo
+            self._ev[new] = hi
+            self._trust[new] = _pick(trust, first, np.float64)
+            self._kind[new] = _pick(kind, first, np.int8)
             self._alive[new] = True
-            self.m += key.size
+            self.m += fresh.size
             self._pending_keys = None
-        return int(key.size + revived.size)
+        return int(fresh.size + revived.size)
 
     def remove(self, tie: np.ndarray) -> None:
         """Remove ties: they stop carrying influence at once and are compacted at a later merge."""
