@@ -25,7 +25,7 @@ from abm.app.settings import (
     preset_names,
 )
 from abm.app.ui import MAX_SPEED, MIN_SPEED, guard, log
-from abm.app.upload import ACCEPT
+from abm.app.upload import ACCEPT, UploadedMap
 from abm.config import ACTIVITIES
 
 SCALE_LABELS = {1: "As in the scenario", 10: "×10 (drawn as blocks)", 50: "×50 (drawn as blocks)"}
@@ -269,7 +269,8 @@ def MapDrop(on_files: Any, label: str) -> None:
             except Exception:  # the page went away meanwhile
                 log.debug("could not clear the map drop zone", exc_info=True)
 
-    solara.use_thread(handle, [wired])
+    # not intrusive: a redraw of the page must never cancel an upload half-way
+    solara.use_thread(handle, [wired], intrusive_cancel=False)
 
 
 @solara.component
@@ -291,34 +292,43 @@ def MapPanel(ctl: Controller) -> None:
             set_busy(False)
 
     with solara.Details(summary="Your own map (GraphML, GEXF, Kumu, PRSM, CSV)", expand=current is not None):
-        if current is not None:
-            roles = ", ".join(f"{r} {c:,}" for r, c in current.roles)
-            lines = [
-                f"<b>{html.escape(current.name)}</b> ({html.escape(current.format)}, {current.size / 1e3:,.1f} kB)",
-                f"{current.people:,} people, {current.ties:,} ties",
-                f"Roles: {html.escape(roles)}",
-            ]
-            if current.defaulted:
-                lines.append(
-                    f"{current.defaulted:,} of them had no role and got the default role "
-                    f"'{html.escape(current.default_role)}'"
-                )
-            lines += [f"⚠ {html.escape(w)}" for w in current.warnings]
-            solara.HTML(tag="div", unsafe_innerHTML="<br>".join(lines), classes=["cp-map-summary"])
-            solara.Button(
-                "Clear map: back to the scenario's network",
-                icon_name="mdi-close",
-                on_click=guard(ui, ctl.clear_map, "Clear map"),
-                outlined=True,
-                small=True,
-            )
-        if busy:
-            solara.HTML(tag="div", unsafe_innerHTML="Reading the map…", classes=["cp-muted"])
+        # three children always, in this order: the drop zone keeps its place (and its upload
+        # thread) whether or not a map is in use or being read
+        with solara.Column(gap="4px"):
+            if current is not None:
+                MapSummary(ctl, current)
         MapDrop(
             on_files,
             f"Drop a map here (one file, or nodes.csv + edges.csv), up to {MAX_UPLOAD_MB:g} MB. The scenario "
             "and sliders above run on it; it stays in use until cleared.",
         )
+        with solara.Column(gap="0"):
+            if busy:
+                solara.HTML(tag="div", unsafe_innerHTML="Reading the map…", classes=["cp-muted"])
+
+
+@solara.component
+def MapSummary(ctl: Controller, current: UploadedMap) -> None:
+    """What the map in use holds, what was fixed up, and the button to stop using it."""
+    roles = ", ".join(f"{r} {c:,}" for r, c in current.roles)
+    lines = [
+        f"<b>{html.escape(current.name)}</b> ({html.escape(current.format)}, {current.size / 1e3:,.1f} kB)",
+        f"{current.people:,} people, {current.ties:,} ties",
+        f"Roles: {html.escape(roles)}",
+    ]
+    if current.defaulted:
+        lines.append(
+            f"{current.defaulted:,} of them had no role and got the default role '{html.escape(current.default_role)}'"
+        )
+    lines += [f"⚠ {html.escape(w)}" for w in current.warnings]
+    solara.HTML(tag="div", unsafe_innerHTML="<br>".join(lines), classes=["cp-map-summary"])
+    solara.Button(
+        "Clear map: back to the scenario's network",
+        icon_name="mdi-close",
+        on_click=guard(ctl.ui, ctl.clear_map, "Clear map"),
+        outlined=True,
+        small=True,
+    )
 
 
 @solara.component

@@ -249,8 +249,13 @@ def store_upload(store: MapStore, uploads: Sequence[Upload], max_mb: float = MAX
     if sum(len(b) for _, b in blobs) > int(max_mb * 1e6):
         raise MapError(f"{' + '.join(n for n, _ in blobs)}: more than the {max_mb:g} MB the app takes per map.")
     slot = store.new_slot()
-    for name, data in blobs:
-        (slot / name).write_bytes(data)
+    try:
+        for name, data in blobs:
+            (slot / name).write_bytes(data)
+    except OSError as exc:  # a full disk: nothing half-written is kept
+        store.discard(slot)
+        names = " + ".join(n for n, _ in blobs)
+        raise MapError(f"{names}: could not be stored on the server ({exc.strerror}).") from None
     return slot, slot if family == "pair" else slot / blobs[0][0]
 
 
