@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from abm.activities import legacy
-from abm.state import by_organisation
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -33,18 +32,37 @@ STAGES = ("unaware", "engaged", "subscribed", "valuing", "acting", "common_purpo
 STAGE_LABELS = ("Unaware", "Engaged", "Subscribed", "Valuing", "Acting", "Common purpose")
 
 
-def local_structure(model: CommonPurposeModel) -> np.ndarray:
-    """Per person, the structural alignment that bears on their acting."""
+def _structure_slot(model: CommonPurposeModel) -> np.ndarray:
+    """Per person, where their structural alignment is read from in the table `_by_person` builds:
+    their organisation (staff), or n_org + 1 + ward (residents); n_org when neither (none)."""
     s = model.state
+    n_org = model.org_structure.size
+    return np.where(s.staff, np.where(s.org >= 0, s.org, n_org), n_org + 1 + s.ward.astype(np.int64))
+
+
+def _by_person(model: CommonPurposeModel, per_org: np.ndarray, per_ward: np.ndarray, none: float) -> np.ndarray:
+    """Per person: their organisation's value for staff, their ward's for residents."""
+    table = np.concatenate([per_org, [none], per_ward])
+    return table[model.fixed("structure_slot", _structure_slot)]
+
+
+def _resident_structure(model: CommonPurposeModel) -> np.ndarray:
+    """Per ward, the structural alignment that bears on residents' acting."""
     wards = len(model.ward_names)
-    staff_org = s.org[s.staff]
-    ward_struct_sum = np.bincount(s.ward[s.staff], weights=model.org_structure[staff_org], minlength=wards)
-    ward_staff = np.bincount(s.ward[s.staff], minlength=wards)
-    overall = float(model.org_structure[staff_org].mean()) if staff_org.size else 1.0
+    staff = model.staff_index
+    staff_org = model.fixed("staff_org", lambda m: m.state.org[m.staff_index])
+    staff_ward = model.fixed("staff_ward", lambda m: m.state.ward[m.staff_index])
+    ward_struct_sum = np.bincount(staff_ward, weights=model.org_structure[staff_org], minlength=wards)
+    ward_staff = model.fixed("ward_staff", lambda m: np.bincount(staff_ward, minlength=wards))
+    overall = float(model.org_structure[staff_org].mean()) if staff.size else 1.0
     ward_struct = np.where(ward_staff > 0, ward_struct_sum / np.maximum(ward_staff, 1), overall)
     w = model.config.acting.residents_structure
-    resident_struct = 1.0 - w * (1.0 - ward_struct[s.ward])
-    return np.where(s.staff, by_organisation(model.org_structure, s.org), resident_struct)
+    return 1.0 - w * (1.0 - ward_struct)
+
+
+def local_structure(model: CommonPurposeModel) -> np.ndarray:
+    """Per person, the structural alignment that bears on their acting."""
+    return _by_person(model, model.org_structure, _resident_structure(model), 0.0)
 
 
 def acting_probability(model: CommonPurposeModel) -> np.ndarray:
@@ -53,8 +71,12 @@ def acting_probability(model: CommonPurposeModel) -> np.ndarray:
     commitment = s.vision * s.value * (0.5 + 0.5 * s.skills)
     x = np.clip((commitment - cfg.threshold) / cfg.width, 0.0, 1.0)
     p_conscious = x * x * (3.0 - 2.0 * x)
-    p_structure = np.clip(local_structure(model), 0.0, 1.0) ** cfg.structure_exponent
-    routine = cfg.embedded_action * by_organisation(legacy(model), s.org)
+    # structures and routines per organisation and ward, then one look-up per person
+    per_org = np.clip(model.org_structure, 0.0, 1.0) ** cfg.structure_exponent
+    per_ward = np.clip(_resident_structure(model), 0.0, 1.0) ** cfg.structure_exponent
+    p_structure = _by_person(model, per_org, per_ward, np.clip(0.0, 0.0, 1.0) ** cfg.structure_exponent)
+    routine_org = cfg.embedded_action * legacy(model)
+    routine = _by_person(model, routine_org, np.zeros(per_ward.size), cfg.embedded_action * 0.0)
     p = 1.0 - (1.0 - p_conscious * p_structure) * (1.0 - routine)
     keep = cfg.habit * s.acting * (p > 0)
     return 1.0 - (1.0 - p) * (1.0 - keep)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from abm.config import ACTIVITIES
-from abm.state import tie_kinds
+from abm.state import tie_kinds, ward_residents
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -151,7 +151,7 @@ def insight(model: CommonPurposeModel, share: float) -> None:
     if t.size:
         s.insight[t] += spec.gain * (1.0 - s.insight[t])
         s.acted_after[t] = ACTIVITY_CODE["insight"]
-        residents = model.fixed("ward_residents", _ward_residents)
+        residents = model.fixed("ward_residents", ward_residents)
         touched = np.bincount(s.ward[t[~s.staff[t]]], minlength=len(model.ward_names))
         model.ward_insight += spec.ward_gain * np.minimum(touched / residents, 1.0) * (1.0 - model.ward_insight)
         np.minimum(model.ward_insight, 1.0, out=model.ward_insight)
@@ -160,11 +160,6 @@ def insight(model: CommonPurposeModel, share: float) -> None:
     s.culture += spec.culture_shift * q * (1.0 - s.culture)
     s.insight *= 1.0 - spec.decay
     model.ward_insight *= 1.0 - spec.decay
-
-
-def _ward_residents(model: CommonPurposeModel) -> np.ndarray:
-    """Residents per ward (at least 1)."""
-    return np.maximum(np.bincount(model.state.ward[model.resident_index], minlength=len(model.ward_names)), 1)
 
 
 def _shift_structure(model: CommonPurposeModel, orgs: np.ndarray, gain: np.ndarray) -> None:

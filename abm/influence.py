@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from abm.state import ward_residents
+
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
 
@@ -61,19 +63,23 @@ def social_influence(model: CommonPurposeModel) -> None:
     s = model.state
     nb = model.snapshot()
     gate = model.gate() * s.susceptibility
-    vision_before = s.vision.copy()  # value is gated by last week's vision (a synchronous update)
     if cfg.rule == "averaging":
-        own = cfg.self_weight * s.influence  # DeGroot's self-weight; 0 = neighbours only
-        weight = nb[:, WEIGHT] + own
+        # value first: it is gated by last week's vision (a synchronous update), so no copy is needed
+        own = cfg.self_weight * s.influence if cfg.self_weight else None  # DeGroot's self-weight
+        weight = nb[:, WEIGHT].astype(float) if own is None else nb[:, WEIGHT] + own
         has = weight > 0
-        safe = np.where(has, weight, 1.0)
-        for attr, col, gated in (("vision", VISION, False), ("value", VALUE, True)):
-            x = getattr(s, attr)
-            gap = np.where(has, (nb[:, col] + own * x) / safe - x, 0.0)
-            up = np.maximum(gap, 0.0) * gate * (vision_before if gated else 1.0)
+        all_have = bool(has.all())
+        safe = weight if all_have else np.where(has, weight, 1.0)
+        for x, col, gated in ((s.value, VALUE, True), (s.vision, VISION, False)):
+            mean = (nb[:, col].astype(float) if own is None else nb[:, col] + own * x) / safe
+            gap = mean - x if all_have else np.where(has, mean - x, 0.0)
+            up = np.maximum(gap, 0.0) * gate
+            if gated:
+                up *= s.vision
             down = np.minimum(gap, 0.0) * cfg.decline * s.susceptibility
             x += cfg.rate * (up + down)
     elif cfg.rule == "threshold":
+        vision_before = s.vision.copy()  # value is gated by last week's vision (a synchronous update)
         weight = nb[:, WEIGHT]
         has = weight > 0
         for attr, col, gated in (("vision", HOLD_VISION, False), ("value", HOLD_VALUE, True)):
@@ -96,13 +102,14 @@ def results_signal(model: CommonPurposeModel) -> np.ndarray:
     """Per person, how far inactivity has fallen where they work or live (0 none, 1 gone)."""
     s = model.state
     wards = len(model.ward_names)
-    res = ~s.staff
-    counts = np.maximum(np.bincount(s.ward[res], minlength=wards), 1)
-    inactive = np.bincount(s.ward[res], weights=(s.pa_class[res] == 0), minlength=wards) / counts
+    res = model.resident_index
+    res_ward = model.fixed("resident_ward", lambda m: m.state.ward[m.resident_index])
+    counts = model.fixed("ward_residents", ward_residents)
+    inactive = np.bincount(res_ward[s.pa_class[res] == 0], minlength=wards) / counts
     base = np.maximum(model.ward_inactive_baseline, 1e-9)
     by_ward = np.clip((model.ward_inactive_baseline - inactive) / base, 0.0, 1.0)
     overall = float(np.clip((model.inactive_baseline - inactive.mean()) / max(model.inactive_baseline, 1e-9), 0, 1))
-    return 0.5 * by_ward[s.ward] + 0.5 * overall
+    return (0.5 * by_ward + 0.5 * overall)[s.ward]
 
 
 def feedback(model: CommonPurposeModel) -> None:
@@ -111,7 +118,8 @@ def feedback(model: CommonPurposeModel) -> None:
     s = model.state
     nb = model.snapshot()
     weight = nb[:, WEIGHT]
-    visible = np.where(weight > 0, nb[:, ACTING] / np.where(weight > 0, weight, 1.0), 0.0)
+    has = weight > 0
+    visible = np.where(has, nb[:, ACTING] / np.where(has, weight, 1.0), 0.0)
     pull = cfg.action * visible + cfg.results * results_signal(model)
     s.value += pull * s.vision * model.gate() * (1.0 - s.value)
     s.value += cfg.doing * s.acting * (1.0 - s.value)

@@ -11,6 +11,7 @@ hold float32 (half the memory traffic of the neighbour sums); tie arrays keep fl
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,11 +20,20 @@ from scipy.sparse import _sparsetools
 from abm.config import Config
 from abm.network import Population, _tie_kind
 
+if TYPE_CHECKING:
+    from abm.model import CommonPurposeModel
+
 
 class _Part:
-    """A symmetric CSR matrix over the ties with ids lo..hi-1, with maps both ways."""
+    """A symmetric CSR matrix over the ties with ids lo..hi-1, with maps both ways.
 
-    def __init__(self, ties: Ties, lo: int, hi: int, sort: bool = True):
+    `keys` (sorted u * n + v, u < v) with their tie ids `key_tie` find ties by their two ends.
+    A side matrix (sort=False) may be given them, kept up to date as ties are added to it.
+    """
+
+    def __init__(
+        self, ties: Ties, lo: int, hi: int, sort: bool = True, keys: tuple[np.ndarray, np.ndarray] | None = None
+    ):
         n, m = ties.n, hi - lo
         ids = np.arange(lo, hi, dtype=np.int64)
         eu, ev = ties.eu[lo:hi], ties.ev[lo:hi]
@@ -43,9 +53,11 @@ class _Part:
         self.pos = np.empty(2 * m, dtype=slot.dtype)
         self.pos[slot] = np.arange(2 * m, dtype=slot.dtype)
         self.pos = self.pos.reshape(2, m)
-        if sort:
-            self.keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr)) * n + indices
+        if sort:  # every entry (both directions), in CSR order: row of each entry * n + column
+            self.keys = rows[slot].astype(np.int64) * n + indices
             self.key_tie = self.tie_at
+        elif keys is not None:
+            self.keys, self.key_tie = keys
         else:  # a small side matrix: sort only its own keys (u < v entries)
             keys = eu.astype(np.int64) * n + ev
             order = np.argsort(keys, kind="stable")
@@ -181,7 +193,13 @@ class Ties:
         if m - self.m_main > max(2048, self.MERGE_SHARE * self.m_main):
             self._rebuild()
             return
-        self.side = _Part(self, self.m_main, m, sort=False)
+        new_keys, new_ids = self._pending()
+        if self.side is None:
+            keys = (new_keys, new_ids)
+        else:  # insert this week's keys into the side's sorted ones (no re-sorting)
+            at = np.searchsorted(self.side.keys, new_keys)
+            keys = (np.insert(self.side.keys, at, new_keys), np.insert(self.side.key_tie, at, new_ids))
+        self.side = _Part(self, self.m_main, m, sort=False, keys=keys)
         self.m_side = m
         self._pending_keys = None
 
@@ -428,6 +446,12 @@ class State:
 def tie_kinds(state: State, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """The kind of each new tie, by the same rule as the generator."""
     return _tie_kind(u, v, state.staff, state.org, state.sector)
+
+
+def ward_residents(model: CommonPurposeModel) -> np.ndarray:
+    """Residents per ward (at least 1); fixed while nobody joins, so kept with `model.fixed`."""
+    s = model.state
+    return np.maximum(np.bincount(s.ward[~s.staff], minlength=len(model.ward_names)), 1)
 
 
 def by_organisation(values: np.ndarray, org: np.ndarray, default: float = 0.0) -> np.ndarray:
