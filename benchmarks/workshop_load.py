@@ -1,0 +1,563 @@
+"""A workshop room on one machine: N browser sessions press Play at once on one app server.
+
+    python benchmarks/workshop_load.py                          # 10 sessions, 52 weeks each
+    python benchmarks/workshop_load.py --sessions 30 --weeks 52
+    python benchmarks/workshop_load.py --sessions 3 --weeks 20  # a quick check
+
+It starts `solara run app.py` (production mode, as `make app` does) on a free loopback port and
+opens N sessions in ONE headless chromium (Debian's, through Playwright): N browser contexts,
+each one page, like N laptops. Every off-machine request is aborted (a workshop room may have
+no internet) and counted. All sessions open at once; each then sets its own seed (101, 102, ...:
+the default scenario with a different run per person, and a way to tell the sessions apart on
+the server), sets the speed (default: the fastest, 12 weeks per second), and, once every
+session is ready, all press Play together and play until week W.
+
+What it measures:
+
+- **update latency** (the headline figure): for every week w of every session, the time from
+  the moment the server's model finished computing week w (a probe in the server, switched on
+  by `CP_STEP_TRACE`, see `abm.app.testing.trace_steps`) to the moment that session's page
+  shows "Week w" in its header (a MutationObserver in the page). Both clocks are this machine's
+  wall clock; the browser's offset is measured and removed. It covers building the page's
+  view of the run, rendering it, the websocket, and the browser applying the update.
+- **week interval**: the time between two consecutive weeks shown in a page; with Play at S
+  weeks per second it cannot be below 1/S (the app paces itself by drawing, so an overloaded
+  server plays slower rather than piling up). Also given as weeks per second per session.
+- **server time per step** from the probe: the model step (`t1 - t0`), the page's redraw on
+  the server (`t2 - t1`), and the CPU seconds of the stepping thread; and the server process's
+  total CPU seconds per session-week while playing (machine-independent capacity: two cores
+  give at most 2 / that many session-weeks per second).
+- **errors**: page errors and console errors, error banners in the page, local requests that
+  failed, off-machine requests, sessions that did not reach week W in time, a page showing a
+  seed other than its own, and tracebacks in the server log.
+- **server memory**: the resident set size of the server's process tree, sampled every 0.5 s
+  from start-up (baseline, before any page) through play (peak) until `--settle` seconds after
+  every page has closed (after): a closed tab tells the server at once (pagehide beacon), which
+  drops its virtual kernel; a page that just vanishes is dropped after the kernel cull timeout
+  (`SOLARA_KERNEL_CULL_TIMEOUT`, set by `--cull-timeout`).
+
+The browsers run on the same machine as the server here, so they compete for its cores: the
+figures are pessimistic for a room where every participant has a laptop. The machine's load
+average is recorded. This is a benchmark, not a test: medians and 95th percentiles are reported.
+Output: a table on stdout and benchmarks/workshop_load.json (or `--out`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright  # noqa: E402
+
+from abm.app.page import default_settings  # noqa: E402
+from abm.app.testing import CHROMIUM, CHROMIUM_ARGS, LOOPBACK, STEP_TRACE_ENV, serve_process  # noqa: E402
+from abm.app.ui import MAX_SPEED, MIN_SPEED  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "workshop_load.json"
+FIRST_SEED = 101
+SAMPLE_EVERY_S = 0.5
+WARM_SETTLE_S = 8.0
+
+#: Record (week, wall-clock ms) each time the header's week changes; runs once per page.
+OBSERVE_JS = """() => {
+    if (window.__cpWeeks) return;
+    window.__cpWeeks = [];
+    let last = null;
+    const read = () => {
+        const el = document.querySelector('.cp-week');
+        const text = el ? el.textContent.trim() : '';
+        if (text === last) return;
+        last = text;
+        const m = /^Week (\\d+)$/.exec(text);
+        if (m) window.__cpWeeks.push([Number(m[1]), performance.timeOrigin + performance.now()]);
+    };
+    new MutationObserver(read).observe(document.body, {subtree: true, childList: true, characterData: true});
+    read();
+}"""
+WEEK_IS_JS = "w => { const e = document.querySelector('.cp-week'); return e && e.textContent.trim() === 'Week ' + w; }"
+REACHED_JS = "w => (window.__cpWeeks || []).some(x => x[0] >= w)"
+CLOCK_JS = "() => performance.timeOrigin + performance.now()"
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
+def speed_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not MIN_SPEED <= value <= MAX_SPEED:
+        raise argparse.ArgumentTypeError(f"{value} is outside the app's speeds, {MIN_SPEED:g} to {MAX_SPEED:g}")
+    return value
+
+
+def duration_arg(text: str) -> str:
+    if not re.fullmatch(r"\d+(\.\d+)?[smh]?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 20s, 10m or 1h")
+    return text
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100), linear between closest ranks; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100.0
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "max": max(values) if values else float("nan"),
+    }
+
+
+class MemorySampler:
+    """Samples the RSS of a process and its children every `every` seconds, in a thread."""
+
+    def __init__(self, pid: int, every: float = SAMPLE_EVERY_S) -> None:
+        self.root = psutil.Process(pid)
+        self.every = every
+        self.samples: list[tuple[float, float, str]] = []  # (time, MB, phase)
+        self.phase = "idle"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            return [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def rss_mb(self) -> float:
+        total = 0
+        for proc in self.tree():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += proc.memory_info().rss
+        return total / 2**20
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the server tree so far."""
+        total = 0.0
+        for proc in self.tree():
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append((time.time(), self.rss_mb(), self.phase))
+
+    def start(self) -> None:
+        self.samples.append((time.time(), self.rss_mb(), self.phase))
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def of(self, phase: str) -> list[float]:
+        return [mb for _, mb, p in self.samples if p == phase]
+
+
+@dataclass
+class Session:
+    """One simulated participant: a browser context with one page, and what went wrong in it."""
+
+    index: int
+    seed: int
+    context: BrowserContext | None = None
+    page: Page | None = None
+    load_s: float = float("nan")
+    clock_offset_ms: float = 0.0
+    weeks: list[tuple[int, float]] = field(default_factory=list)  # (week, server-clock seconds)
+    outside: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    ws_bytes: int = 0  # received over the page's websockets while counting
+    counting: bool = False
+
+    def on_websocket(self, ws: Any) -> None:
+        def received(payload: str | bytes) -> None:
+            if self.counting:
+                self.ws_bytes += len(payload)
+
+        ws.on("framereceived", received)
+
+    async def route(self, route: Route) -> None:
+        url = route.request.url
+        if (urlsplit(url).hostname or "") in LOOPBACK or url.startswith(("data:", "blob:")):
+            await route.continue_()
+        else:
+            self.outside.append(url)
+            await route.abort()
+
+    def errors(self) -> list[str]:
+        return [
+            *(f"page error: {e}" for e in self.page_errors),
+            *(f"console error: {e}" for e in self.console_errors),
+            *(f"failed request: {e}" for e in self.failed),
+            *(f"off-machine request: {e}" for e in self.outside),
+            *self.problems,
+        ]
+
+
+async def open_session(browser: Browser, url: str, s: Session, speed: int, timeout_ms: float) -> None:
+    """Open the page, wait for week 0, set this session's seed and the speed, start observing."""
+    s.context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    await s.context.route("**/*", s.route)
+    page = s.page = await s.context.new_page()
+    page.on("pageerror", lambda exc: s.page_errors.append(str(exc)[:300]))
+    page.on("console", lambda msg: s.console_errors.append(msg.text[:300]) if msg.type == "error" else None)
+    page.on("websocket", s.on_websocket)
+    page.on("response", lambda r: s.failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.set_default_timeout(timeout_ms)
+    t0 = time.perf_counter()
+    await page.goto(url + "/", timeout=timeout_ms)
+    await page.wait_for_function(WEEK_IS_JS, arg=0, timeout=timeout_ms)
+    s.load_s = time.perf_counter() - t0
+    seed_box = page.get_by_label("Seed")
+    await seed_box.fill(str(s.seed))
+    await seed_box.press("Enter")
+    await page.locator(".cp-sub", has_text=f"seed {s.seed}").wait_for(timeout=timeout_ms)
+    await page.wait_for_function(WEEK_IS_JS, arg=0, timeout=timeout_ms)
+    slider = page.locator(".v-navigation-drawer [role=slider]").first  # the speed slider comes first
+    await slider.focus()
+    await slider.press("Home")
+    for _ in range(speed - int(MIN_SPEED)):
+        await slider.press("ArrowRight")
+    label = page.locator(".cp-slider-label", has_text="Speed").first
+    await label.locator("b", has_text=re.compile(rf"^{speed}$")).wait_for(timeout=timeout_ms)
+    # the browser's clock against ours: the middle of the round trip
+    before = time.time()
+    js_ms = await page.evaluate(CLOCK_JS)
+    after = time.time()
+    s.clock_offset_ms = js_ms - 500.0 * (before + after)
+    await page.evaluate(OBSERVE_JS)
+    s.counting = True
+
+
+async def play(s: Session, weeks: int, timeout_ms: float) -> None:
+    """Press Play, wait for week `weeks` (or the timeout), press Pause, collect the weeks seen."""
+    page = s.page
+    assert page is not None
+    await page.get_by_role("button", name="Play", exact=True).click()
+    try:
+        await page.wait_for_function(REACHED_JS, arg=weeks, timeout=timeout_ms, polling=100)
+    except Exception:
+        shown = await page.locator(".cp-week").inner_text()
+        s.problems.append(f"did not reach week {weeks} within {timeout_ms / 1000:.0f} s (showing {shown!r})")
+    pause = page.get_by_role("button", name="Pause", exact=True)
+    if await pause.count():
+        await pause.click()
+    s.counting = False
+    raw = await page.evaluate("() => window.__cpWeeks")
+    s.weeks = [(int(w), (ms - s.clock_offset_ms) / 1000.0) for w, ms in raw]
+    sub = await page.locator(".cp-sub").inner_text()
+    if f"seed {s.seed}" not in sub:
+        s.problems.append(f"the header shows another seed: {sub!r}")
+    if await page.locator(".v-alert.error").count():
+        texts = await page.locator(".v-alert.error").all_inner_texts()
+        s.problems.append(f"error banner: {' | '.join(t.strip()[:200] for t in texts)}")
+    seen = [w for w, _ in s.weeks]
+    if seen and any(b <= a for a, b in itertools.pairwise(seen)):
+        s.problems.append(f"the weeks shown went backwards or repeated: {seen[:60]}")
+
+
+async def close_session(s: Session, leave: str) -> None:
+    """Leave the app: `close` navigates away as closing a tab does (the page's pagehide beacon
+    tells the server, which drops the page's kernel at once); `vanish` just kills the browser
+    context, like a laptop that sleeps or loses the network (the server drops the kernel after
+    the cull timeout)."""
+    if s.page is not None and leave == "close":
+        try:
+            await s.page.goto("about:blank")
+        except Exception as exc:  # a page that already crashed still counts as closed
+            s.problems.append(f"leaving the page failed: {exc}")
+    if s.context is not None:
+        await s.context.close()
+
+
+def read_trace(path: Path) -> tuple[dict[tuple[int, int], dict[str, float]], list[dict[str, float]]]:
+    """The server's probe: steps by (seed, week) (a week stepped twice keeps its last step), and
+    the census of live kernels and sessions."""
+    steps: dict[tuple[int, int], dict[str, float]] = {}
+    census: list[dict[str, float]] = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if "kernels" in row:
+                    census.append(row)
+                else:
+                    steps[(row["seed"], row["week"])] = row
+    return steps, census
+
+
+def server_errors(log: Path) -> list[str]:
+    lines = log.read_text(errors="replace").splitlines()
+    return [line[:300] for line in lines if "Traceback" in line or " ERROR " in line or line.startswith("ERROR")]
+
+
+async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace: Path) -> dict[str, Any]:
+    timeout_ms = args.timeout * 1000.0
+    sessions = [Session(index=i, seed=FIRST_SEED + i) for i in range(args.sessions)]
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        # one page opened and closed first: the server's lazy imports and caches are then loaded,
+        # so the baseline is the idle server a workshop sees between participants
+        sampler.phase = "warm-up"
+        warm = Session(index=-1, seed=FIRST_SEED)
+        await open_session(browser, url, warm, args.speed, timeout_ms)
+        await close_session(warm, "close")
+        await asyncio.sleep(WARM_SETTLE_S)
+        sampler.phase = "warm"
+        await asyncio.sleep(3.0)
+        sampler.phase = "opening"
+        t_open = time.perf_counter()
+        opened = await asyncio.gather(
+            *(open_session(browser, url, s, args.speed, timeout_ms) for s in sessions), return_exceptions=True
+        )
+        open_s = time.perf_counter() - t_open
+        for s, result in zip(sessions, opened, strict=True):
+            if isinstance(result, BaseException):
+                s.problems.append(f"could not open and prepare the page: {type(result).__name__}: {result}")
+        ready = [s for s, result in zip(sessions, opened, strict=True) if not isinstance(result, BaseException)]
+        print(f"{len(ready)} of {len(sessions)} sessions ready after {open_s:.1f} s; playing {args.weeks} weeks")
+        sampler.phase = "playing"
+        cpu0, t_play = sampler.cpu_s(), time.perf_counter()
+        play_timeout = timeout_ms + 1000.0 * args.weeks * 3.0
+        await asyncio.gather(*(play(s, args.weeks, play_timeout) for s in ready))
+        play_s, cpu_play = time.perf_counter() - t_play, sampler.cpu_s() - cpu0
+        sampler.phase = "closing"
+        t_close = time.time()
+        await asyncio.gather(*(close_session(s, args.leave) for s in sessions))
+        await browser.close()
+    sampler.phase = "after"
+    print(f"all pages closed; watching the server's memory for {args.settle:.0f} s")
+    await asyncio.sleep(args.settle)
+
+    steps, census = read_trace(trace)
+    latency, interval, rates, model_ms, redraw_ms, step_cpu_ms, kb_per_week = [], [], [], [], [], [], []
+    weeks_done = 0
+    for s in sessions:
+        shown = [(w, t) for w, t in s.weeks if 1 <= w <= args.weeks]  # Pause may land one week late
+        weeks_done += len(shown)
+        for w, t in shown:
+            row = steps.get((s.seed, w))
+            if row is None:
+                s.problems.append(f"week {w} was shown but the server has no record of stepping it")
+                continue
+            latency.append(1000.0 * (t - row["t1"]))
+            model_ms.append(1000.0 * (row["t1"] - row["t0"]))
+            redraw_ms.append(1000.0 * (row["t2"] - row["t1"]))
+            step_cpu_ms.append(1000.0 * row["cpu"])
+        interval += [1000.0 * (b[1] - a[1]) for a, b in itertools.pairwise(shown) if b[0] == a[0] + 1]
+        seen_max = max((w for w, _ in s.weeks), default=0)
+        if seen_max:
+            kb_per_week.append(s.ws_bytes / 1024.0 / seen_max)
+        if len(shown) >= 2:
+            rates.append((shown[-1][0] - shown[0][0]) / (shown[-1][1] - shown[0][1]))
+    errors = {f"session {s.index + 1} (seed {s.seed})": s.errors() for s in sessions if s.errors()}
+    log_errors = server_errors(args.log)
+    cold = statistics.median(sampler.of("idle")) if sampler.of("idle") else float("nan")
+    baseline = statistics.median(sampler.of("warm")) if sampler.of("warm") else float("nan")
+    peak = max(mb for _, mb, _ in sampler.samples)
+    tail = [mb for t, mb, p in sampler.samples if p == "after" and t >= time.time() - 5.0]
+    after = statistics.median(tail) if tail else float("nan")
+    live = [c for c in census if c["t"] >= t_close]
+    gone_at = next((c["t"] - t_close for c in live if c["sessions"] == 0), None)
+    freed_at = next(
+        (t - t_close for t, mb, p in sampler.samples if p == "after" and mb <= baseline + 0.1 * (peak - baseline)),
+        None,
+    )
+    return {
+        "sessions": args.sessions,
+        "sessions_ready": len(ready),
+        "weeks": args.weeks,
+        "speed_weeks_per_s": args.speed,
+        "browsers": "one headless chromium, one context (and page) per session",
+        "steps_done": weeks_done,
+        "steps_expected": args.sessions * args.weeks,
+        "open_all_s": open_s,
+        "page_load_s": summary([s.load_s for s in ready]),
+        "play_wall_s": play_s,
+        "update_latency_ms": summary(latency),
+        "week_interval_ms": summary(interval),
+        "weeks_per_s_per_session": summary(rates),
+        "server_model_step_ms": summary(model_ms),
+        "server_redraw_ms": summary(redraw_ms),
+        "server_step_thread_cpu_ms": summary(step_cpu_ms),
+        "websocket_kb_per_week": summary(kb_per_week),
+        "server_cpu_s_while_playing": cpu_play,
+        "server_cpu_ms_per_session_week": 1000.0 * cpu_play / max(weeks_done, 1),
+        "errors": sum(len(v) for v in errors.values()) + len(log_errors),
+        "session_errors": errors,
+        "server_log_errors": log_errors[:50],
+        "memory_mb": {
+            "server_started": cold,
+            "baseline": baseline,
+            "baseline_means": "idle, after one page was opened and closed (lazy imports and caches loaded)",
+            "peak": peak,
+            "after": after,
+            "seconds_until_near_baseline": freed_at,
+            "near_baseline_means": "baseline + 10% of (peak - baseline)",
+            "settle_s": args.settle,
+            "sessions_left_by": args.leave,
+            "kernel_cull_timeout": args.cull_timeout,
+        },
+        "server_objects": {
+            "peak_kernels": max((c["kernels"] for c in census), default=None),
+            "peak_sessions": max((c["sessions"] for c in census), default=None),
+            "kernels_at_end": census[-1]["kernels"] if census else None,
+            "sessions_at_end": census[-1]["sessions"] if census else None,
+            "seconds_until_no_sessions": gone_at,
+        },
+        "memory_samples": [(round(t - sampler.samples[0][0], 1), round(mb, 1), p) for t, mb, p in sampler.samples],
+    }
+
+
+def table(r: dict[str, Any]) -> str:
+    def ms(key: str) -> str:
+        v = r[key]
+        return f"{v['p50']:8.0f} {v['p95']:8.0f} {v['max']:8.0f}"
+
+    m = r["memory_mb"]
+    freed = m["seconds_until_near_baseline"]
+    o = r["server_objects"]
+    gone = o["seconds_until_no_sessions"]
+    rows = [
+        f"sessions                   {r['sessions_ready']} of {r['sessions']} ready, "
+        f"Play at {r['speed_weeks_per_s']} weeks/s",
+        f"steps done                 {r['steps_done']} of {r['steps_expected']} ({r['weeks']} weeks each)",
+        f"errors                     {r['errors']}",
+        f"page load (s)              p50 {r['page_load_s']['p50']:.1f}, p95 {r['page_load_s']['p95']:.1f} "
+        f"(all opened at once; all ready after {r['open_all_s']:.1f} s)",
+        "                                p50      p95      max",
+        f"update latency (ms)        {ms('update_latency_ms')}",
+        f"week interval (ms)         {ms('week_interval_ms')}",
+        f"server: model step (ms)    {ms('server_model_step_ms')}",
+        f"server: redraw (ms)        {ms('server_redraw_ms')}",
+        f"server: step thread CPU    {ms('server_step_thread_cpu_ms')}",
+        f"websocket per week        {r['websocket_kb_per_week']['p50']:8.1f} kB to each page (median)",
+        f"weeks/s per session        {r['weeks_per_s_per_session']['p50']:8.2f} (median)",
+        f"server CPU per week        {r['server_cpu_ms_per_session_week']:.0f} ms (all threads, while playing)",
+        f"server memory (MB)         baseline {m['baseline']:.0f}, peak {m['peak']:.0f}, "
+        f"{m['settle_s']:.0f} s after closing {m['after']:.0f}"
+        + (f" (near baseline after {freed:.0f} s)" if freed is not None else " (not back near baseline)"),
+        f"server kernels / sessions  peak {o['peak_kernels']} / {o['peak_sessions']}, at the end "
+        f"{o['kernels_at_end']} / {o['sessions_at_end']}"
+        + (f" (no session left {gone:.0f} s after closing)" if gone is not None else " (sessions still alive)"),
+        f"machine                    {r['machine']['cpus']} CPUs, load average {r['machine']['load_before']} "
+        f"before, {r['machine']['load_after']} after",
+    ]
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sessions", type=positive_int, default=10, help="browser sessions (default 10)")
+    parser.add_argument("--weeks", type=positive_int, default=52, help="weeks each session plays (default 52)")
+    parser.add_argument(
+        "--speed", type=speed_arg, default=int(MAX_SPEED), help=f"Play speed, weeks per second (default {MAX_SPEED:g})"
+    )
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed to open the pages (default 300)")
+    parser.add_argument("--settle", type=float, default=60.0, help="seconds to watch memory after closing (default 60)")
+    parser.add_argument(
+        "--cull-timeout",
+        type=duration_arg,
+        default="20s",
+        help="the server's SOLARA_KERNEL_CULL_TIMEOUT (default 20s)",
+    )
+    parser.add_argument(
+        "--leave",
+        choices=("close", "vanish"),
+        default="close",
+        help="how sessions end: close the tab (default) or vanish (the server waits for the cull timeout)",
+    )
+    parser.add_argument("--keep", type=Path, default=None, help="keep the server's log and step trace here (a folder)")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"JSON output (default {OUT.relative_to(ROOT)})")
+    args = parser.parse_args()
+    if not CHROMIUM.exists():
+        parser.exit(2, f"error: {CHROMIUM} is missing: install it with `apt-get install -y chromium`\n")
+    length = default_settings().config.steps
+    if args.weeks > length:
+        why = f"the default scenario runs {length} weeks (allowed: 1 to {length})"
+        parser.exit(2, f"error: --weeks {args.weeks}: {why}\n")
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            folder = args.keep
+            (folder / "steps.jsonl").unlink(missing_ok=True)
+        trace = folder / "steps.jsonl"
+        args.log = folder / "server.log"
+        env = {STEP_TRACE_ENV: str(trace), "SOLARA_KERNEL_CULL_TIMEOUT": args.cull_timeout}
+        with serve_process(args.log, extra_env=env) as served:
+            sampler = MemorySampler(served.pid)
+            sampler.start()
+            time.sleep(3.0)  # the idle baseline
+            try:
+                result = asyncio.run(run(args, served.url, sampler, trace))
+            finally:
+                sampler.stop()
+    result["machine"] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+    result["when"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    result["command"] = "python benchmarks/workshop_load.py " + " ".join(sys.argv[1:])
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(table(result))
+    for who, problems in result["session_errors"].items():
+        print(f"  {who}: {'; '.join(problems[:3])}")
+    for line in result["server_log_errors"][:5]:
+        print(f"  server: {line}")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
