@@ -123,6 +123,18 @@ def test_map_survives_reset_seed_and_scenario_changes_until_cleared(ctl: Control
     assert ctl.session.model.state.n == synthetic
 
 
+def test_summary_reports_directed_links_and_self_loops(ctl: Controller) -> None:
+    g = nx.DiGraph([("a", "b"), ("b", "a"), ("b", "c"), ("c", "c")])
+    nx.set_node_attributes(g, {"a": "gp", "b": "resident", "c": "Resident"}, "role")
+    buf = io.BytesIO()
+    nx.write_graphml(g, buf)
+    assert ctl.upload_map([up("directed.graphml", buf.getvalue())]), ctl.ui.message.value
+    m = ctl.session.map
+    assert (m.people, m.ties, m.self_loops, m.directed, m.defaulted) == (3, 2, 1, True, 0)
+    assert any("1 self-loop (a person tied to themselves) dropped" in w for w in m.warnings), m.warnings
+    assert any("the map is directed; 3 links read as 2 undirected ties" in w for w in m.warnings), m.warnings
+
+
 def test_csv_pair_upload_and_its_export(ctl: Controller) -> None:
     nodes = b"Id,Label,Role\na,Ann,gp\nb,Bo,resident\nc,Cy,resident\n"
     edges = b"Source,Target,Weight\na,b,0.8\nb,c,0.4\n"
