@@ -7,6 +7,8 @@ reads the files lazily from the browser, builds the model on the map, and draws 
 
 from __future__ import annotations
 
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +36,11 @@ def page(browser: Browser, app_url: str) -> Iterator[Page]:
     assert traffic.outside == [], traffic.outside
 
 
+def upload_dirs() -> set[Path]:
+    """The app server's per-session upload directories (same machine, same temp directory)."""
+    return set(Path(tempfile.gettempdir()).glob("cp-map-*"))
+
+
 def choose_file(page: Page, path: Path) -> None:
     """As a user picking the file in the file dialog."""
     page.locator(".cp-upload-input").set_input_files(str(path))
@@ -54,6 +61,7 @@ def test_upload_a_map_run_it_and_refuse_a_bad_one(page: Page, tmp_path: Path) ->
 
     page.get_by_text("Your own map (GraphML, GEXF, Kumu, PRSM, CSV)").click()
     expect(page.locator(".cp-upload")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+    before = upload_dirs()
     choose_file(page, karate)
 
     summary = page.locator(".cp-map-summary")
@@ -81,3 +89,12 @@ def test_upload_a_map_run_it_and_refuse_a_bad_one(page: Page, tmp_path: Path) ->
     page.get_by_role("button", name="Clear map: back to the scenario's network").click()
     expect(page.locator(CANVAS)).to_have_attribute("data-nodes", "2005", timeout=UPLOAD_TIMEOUT_MS)
     expect(page.locator(".cp-sub")).not_to_contain_text("on your map")
+
+    # the session's upload directory on the server goes when the tab is closed
+    mine = upload_dirs() - before
+    assert len(mine) == 1, mine
+    page.close(run_before_unload=True)
+    deadline = time.monotonic() + 20
+    while any(d.exists() for d in mine) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(d.exists() for d in mine), mine
