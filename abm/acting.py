@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from abm.activities import legacy
+from abm.state import clip01
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -69,11 +70,11 @@ def acting_probability(model: CommonPurposeModel) -> np.ndarray:
     cfg = model.config.acting
     s = model.state
     commitment = s.vision * s.value * (0.5 + 0.5 * s.skills)
-    x = np.clip((commitment - cfg.threshold) / cfg.width, 0.0, 1.0)
+    x = clip01((commitment - cfg.threshold) / cfg.width)
     p_conscious = x * x * (3.0 - 2.0 * x)
     # structures and routines per organisation and ward, then one look-up per person
-    per_org = np.clip(model.org_structure, 0.0, 1.0) ** cfg.structure_exponent
-    per_ward = np.clip(_resident_structure(model), 0.0, 1.0) ** cfg.structure_exponent
+    per_org = clip01(model.org_structure) ** cfg.structure_exponent
+    per_ward = clip01(_resident_structure(model)) ** cfg.structure_exponent
     p_structure = _by_person(model, per_org, per_ward, np.clip(0.0, 0.0, 1.0) ** cfg.structure_exponent)
     routine_org = cfg.embedded_action * legacy(model)
     routine = _by_person(model, routine_org, np.zeros(per_ward.size), cfg.embedded_action * 0.0)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from abm.config import ACTIVITIES
-from abm.state import tie_kinds, ward_residents
+from abm.state import clip01, tie_kinds, ward_residents
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -40,7 +40,7 @@ def culture_gate(model: CommonPurposeModel, idx: np.ndarray | slice = slice(None
     """How well influence lands on each person: cultural fit, offset by the pilot's insight."""
     cfg = model.config.influence
     s = model.state
-    base = np.clip(s.culture[idx] * model.national_culture, 0.0, 1.0) ** cfg.culture_exponent
+    base = clip01(s.culture[idx] * model.national_culture) ** cfg.culture_exponent
     q = np.maximum(s.insight[idx], model.ward_insight[s.ward[idx]])
     return base + (1.0 - base) * cfg.insight_effect * q
 
@@ -87,7 +87,7 @@ def _sample(model: CommonPurposeModel, k: int, weight: np.ndarray, among: np.nda
     cum = np.cumsum(weight)
     if cum[-1] <= 0:
         return np.zeros(0, dtype=np.int64)
-    pick = np.minimum(np.searchsorted(cum, model.rng.random(k) * cum[-1], side="right"), weight.size - 1)
+    pick = np.minimum(cum.searchsorted(model.rng.random(k) * cum[-1], side="right"), weight.size - 1)
     return pick if among is None else among[pick]
 
 
@@ -202,8 +202,9 @@ def collaborative(model: CommonPurposeModel, share: float) -> None:
     if fresh.any():
         t0 = model.config.network.trust.new_tie
         model.ties.add(a[fresh], b[fresh], t0 + spec.trust_gain * (1.0 - t0), tie_kinds(s, a[fresh], b[fresh]))
-    for p in (a, b):
-        s.value[p] += spec.value_gain * s.vision[p] * culture_gate(model, p) * (1.0 - s.value[p])
+    gates = culture_gate(model, np.concatenate([a, b]))  # culture and insight do not change in between
+    for p, gate in ((a, gates[: a.size]), (b, gates[a.size :])):
+        s.value[p] += spec.value_gain * s.vision[p] * gate * (1.0 - s.value[p])
         s.acted_after[p] = ACTIVITY_CODE["collaborative"]
     commitment = s.vision[a] * s.value[a]
     cross = s.staff[a] & s.staff[b] & (s.org[a] != s.org[b])
@@ -283,6 +284,6 @@ def run_activities(model: CommonPurposeModel) -> None:
     for name in ACTIVITIES:
         if getattr(model.config.activities, name).enabled:
             ACTIVITY_FUNCS[name](model, shares[name])
-    np.clip(model.state.vision, 0.0, 1.0, out=model.state.vision)
-    np.clip(model.state.value, 0.0, 1.0, out=model.state.value)
+    clip01(model.state.vision, out=model.state.vision)
+    clip01(model.state.value, out=model.state.value)
     model.ties.flush()  # this week's new ties carry influence from this week's synchronous update on

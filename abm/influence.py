@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from abm.state import ward_residents
+from abm.state import clip01, ward_residents
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -31,23 +31,34 @@ HOLD_VISION, HOLD_VALUE = 7, 8  # threshold rule
 NEW_ADOPTERS = 7  # independent cascade
 
 
+def _columns(model: CommonPurposeModel, k: int) -> np.ndarray:
+    """The (n, k) float32 block the neighbour sums are taken of, with its fixed columns filled in."""
+    s = model.state
+    cols = np.empty((s.n, k), dtype=np.float32)
+    cols[:, WEIGHT] = s.influence
+    cols[:, RESIDENT] = ~s.staff
+    return cols
+
+
 def neighbour_sums(model: CommonPurposeModel) -> np.ndarray:
     """All trust-weighted neighbour sums for this step, from one CSR x dense product.
 
     Computed once per step, before anyone moves (`model.snapshot()` caches it), in float32.
+    The weight and resident columns depend only on who is here: they are filled in once.
     """
     s = model.state
     lad = model.config.ladder
     rule = model.config.influence.rule
     w = s.influence
-    cols = np.empty((s.n, {"threshold": 9, "independent_cascade": 8}.get(rule, 7)), dtype=np.float32)
-    cols[:, WEIGHT] = w
-    cols[:, VISION] = w * s.vision
-    cols[:, VALUE] = w * s.value
+    k = {"threshold": 9, "independent_cascade": 8}.get(rule, 7)
+    cols = model.fixed(f"sum_columns_{k}", lambda m: _columns(m, k))
+    contact = model.fixed("staff_contact", lambda m: m.state.resident_contact * m.state.staff)
+    resident = model.fixed("resident_mask", lambda m: ~m.state.staff)
+    np.multiply(w, s.vision, out=cols[:, VISION], casting="unsafe")
+    np.multiply(w, s.value, out=cols[:, VALUE], casting="unsafe")
     np.multiply(w, s.acting, out=cols[:, ACTING], casting="unsafe")
-    np.multiply(s.resident_contact, s.acting & s.staff, out=cols[:, PRO_ACTING], casting="unsafe")
-    cols[:, RES_ACTING] = s.acting & ~s.staff
-    cols[:, RESIDENT] = ~s.staff
+    np.multiply(contact, s.acting, out=cols[:, PRO_ACTING], casting="unsafe")
+    np.logical_and(s.acting, resident, out=cols[:, RES_ACTING], casting="unsafe")
     if rule == "threshold":
         cols[:, HOLD_VISION] = w * (s.vision >= lad.vision_threshold)
         cols[:, HOLD_VALUE] = w * (s.value >= lad.value_threshold)
@@ -93,8 +104,8 @@ def social_influence(model: CommonPurposeModel) -> None:
         p = 1.0 - (1.0 - cfg.transmissibility) ** exposure
         caught = (model.rng.random(s.n) < p) & (s.vision < model.config.ladder.vision_threshold)
         s.vision += np.where(caught, cfg.jump * gate * (1.0 - s.vision), 0.0)
-    np.clip(s.vision, 0.0, 1.0, out=s.vision)
-    np.clip(s.value, 0.0, 1.0, out=s.value)
+    clip01(s.vision, out=s.vision)
+    clip01(s.value, out=s.value)
     s.aware |= s.vision >= model.config.ladder.aware_threshold
 
 
@@ -107,7 +118,7 @@ def results_signal(model: CommonPurposeModel) -> np.ndarray:
     counts = model.fixed("ward_residents", ward_residents)
     inactive = np.bincount(res_ward[s.pa_class[res] == 0], minlength=wards) / counts
     base = np.maximum(model.ward_inactive_baseline, 1e-9)
-    by_ward = np.clip((model.ward_inactive_baseline - inactive) / base, 0.0, 1.0)
+    by_ward = clip01((model.ward_inactive_baseline - inactive) / base)
     overall = float(np.clip((model.inactive_baseline - inactive.mean()) / max(model.inactive_baseline, 1e-9), 0, 1))
     return (0.5 * by_ward + 0.5 * overall)[s.ward]
 
@@ -127,4 +138,4 @@ def feedback(model: CommonPurposeModel) -> None:
     idle = ~s.acting
     s.value -= cfg.forgetting * s.value * idle
     s.vision -= 0.5 * cfg.forgetting * s.vision * idle
-    np.clip(s.value, 0.0, 1.0, out=s.value)
+    clip01(s.value, out=s.value)

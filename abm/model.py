@@ -120,6 +120,30 @@ def _metric(model: CommonPurposeModel, key: str) -> float:
     return model.latest[key]
 
 
+class _Collector(mesa.DataCollector):
+    """Mesa's DataCollector; the model's own figures are stored straight from `model.latest`.
+
+    Mesa deep-copies every reporter's result each week, which costs more than the figures
+    themselves in small models; ours are fresh floats, so they need no copy. Any other
+    reporter (added by a user) is collected by Mesa as usual.
+    """
+
+    def collect(self, model: mesa.Model) -> None:
+        reporters = self.model_reporters
+        ours = all(isinstance(r, partial) and r.func is _metric for r in reporters.values())
+        if not ours or not reporters:
+            super().collect(model)
+            return
+        self._collection_steps.append(model.time)
+        for var, reporter in reporters.items():
+            self.model_vars[var].append(model.latest[reporter.keywords["key"]])
+        self.model_reporters = {}  # Mesa collects the agent reporters
+        try:
+            super().collect(model)
+        finally:
+            self.model_reporters = reporters
+
+
 class CommonPurposeModel(mesa.Model):
     """The whole-system Common Purpose model (one step = one week).
 
@@ -191,7 +215,7 @@ class CommonPurposeModel(mesa.Model):
             if collect_agents
             else None
         )
-        self.datacollector = mesa.DataCollector(model_reporters=reporters, agent_reporters=agent_reporters)
+        self.datacollector = _Collector(model_reporters=reporters, agent_reporters=agent_reporters)
         self.datacollector.collect(self)
         self.build_seconds = time.perf_counter() - t0
         self.running = True

@@ -75,7 +75,7 @@ class _Part:
         """Tie ids for pair keys u * n + v (u < v), -1 where not in this part."""
         out = np.full(key.size, -1, dtype=np.int64)
         if self.keys.size:
-            i = np.minimum(np.searchsorted(self.keys, key), self.keys.size - 1)
+            i = np.minimum(self.keys.searchsorted(key), self.keys.size - 1)
             hit = self.keys[i] == key
             out[hit] = self.key_tie[i[hit]]
         return out
@@ -197,7 +197,7 @@ class Ties:
         if self.side is None:
             keys = (new_keys, new_ids)
         else:  # insert this week's keys into the side's sorted ones (no re-sorting)
-            at = np.searchsorted(self.side.keys, new_keys)
+            at = self.side.keys.searchsorted(new_keys)
             keys = (np.insert(self.side.keys, at, new_keys), np.insert(self.side.key_tie, at, new_ids))
         self.side = _Part(self, self.m_main, m, sort=False, keys=keys)
         self.m_side = m
@@ -238,7 +238,7 @@ class Ties:
             miss = np.flatnonzero(out < 0)
             if miss.size:
                 keys, ids = self._pending()
-                i = np.minimum(np.searchsorted(keys, key[miss]), keys.size - 1)
+                i = np.minimum(keys.searchsorted(key[miss]), keys.size - 1)
                 hit = keys[i] == key[miss]
                 out[miss[hit]] = ids[i[hit]]
         return out
@@ -446,6 +446,12 @@ class State:
 def tie_kinds(state: State, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """The kind of each new tie, by the same rule as the generator."""
     return _tie_kind(u, v, state.staff, state.org, state.sector)
+
+
+def clip01(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """`x` clipped to [0, 1], like `np.clip` without its Python-level overhead (-0.0 becomes 0.0)."""
+    r = np.maximum(x, 0.0, out=out)
+    return np.minimum(r, 1.0, out=r)
 
 
 def ward_residents(model: CommonPurposeModel) -> np.ndarray:

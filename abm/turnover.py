@@ -18,6 +18,7 @@ import numpy as np
 
 from abm.activities import legacy
 from abm.network import KIND
+from abm.state import clip01
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -33,16 +34,18 @@ def replace_people(model: CommonPurposeModel, leavers: np.ndarray) -> None:
     n_org = model.org_structure.size
     leg_org = legacy(model)
     leg = leg_org[s.org[leavers]]
-    size = np.maximum(np.bincount(s.org[s.staff], minlength=n_org), 1)
-    mean_v = np.bincount(s.org[s.staff], weights=s.vision[s.staff], minlength=n_org) / size
-    mean_u = np.bincount(s.org[s.staff], weights=s.value[s.staff], minlength=n_org) / size
+    staff = model.staff_index
+    staff_org = model.fixed("staff_org", lambda m: m.state.org[m.staff_index])
+    size = model.fixed("org_size", lambda m: np.maximum(np.bincount(staff_org, minlength=n_org), 1))
+    mean_v = np.bincount(staff_org, weights=s.vision[staff], minlength=n_org) / size
+    mean_u = np.bincount(staff_org, weights=s.value[staff], minlength=n_org) / size
     iv, iu, ia = s.init_vision[leavers], s.init_value[leavers], s.init_aware[leavers]
     o = s.org[leavers]
     # a newcomer starts like anyone new to the post, lifted towards colleagues by the legacy
     aware = model.rng.random(leavers.size) < np.maximum(ia, leg)
     noise = model.rng.normal(0, 0.1, (2, leavers.size))
-    start_v = np.clip(iv + noise[0] * (iv > 0), 0.0, 1.0)
-    start_u = np.clip(iu + noise[1] * (iu > 0), 0.0, 1.0)
+    start_v = clip01(iv + noise[0] * (iv > 0))
+    start_u = clip01(iu + noise[1] * (iu > 0))
     s.vision[leavers] = np.where(aware, start_v + leg * np.maximum(mean_v[o] - start_v, 0.0), 0.0)
     s.value[leavers] = np.where(aware, start_u + leg * np.maximum(mean_u[o] - start_u, 0.0), 0.0)
     s.aware[leavers] = aware
@@ -50,7 +53,7 @@ def replace_people(model: CommonPurposeModel, leavers: np.ndarray) -> None:
     s.sustain[leavers] = 0.0
     s.insight[leavers] = 0.0
     skill_mean = model.role_initial["skills"][s.role[leavers]]
-    s.skills[leavers] = np.clip(skill_mean + model.rng.normal(0, 0.1, leavers.size), 0.0, 1.0)
+    s.skills[leavers] = clip01(skill_mean + model.rng.normal(0, 0.1, leavers.size))
     for first in (s.first_subscribed, s.first_valued, s.first_acting):
         first[leavers] = -1
     s.acted_after[leavers] = -1
@@ -83,6 +86,7 @@ def staff_turnover(model: CommonPurposeModel) -> None:
     cfg = model.config.turnover
     s = model.state
     weekly = 1.0 - (1.0 - cfg.annual_rate) ** (1.0 / 52.0)
-    can_leave = s.staff & ~model.protected_roles[s.role]
-    leavers = np.flatnonzero(can_leave & (model.rng.random(s.n) < weekly))
+    can_leave = model.fixed("can_leave", lambda m: np.flatnonzero(m.state.staff & ~m.protected_roles[m.state.role]))
+    draw = model.rng.random(s.n)  # one draw per person, so the stream does not depend on who can leave
+    leavers = can_leave[draw[can_leave] < weekly]
     replace_people(model, leavers)
