@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -282,6 +283,14 @@ def test_each_session_keeps_its_own_uploads() -> None:
         a.close()
         b.close()
     assert not root_b.exists()
+
+
+def test_fixups_keep_only_lines_about_their_own_map(tmp_path: Path) -> None:
+    mine, theirs = tmp_path / "a" / "mine.graphml", tmp_path / "b" / "theirs.graphml"
+    with abm.app.upload.fixups(mine) as notes:
+        warnings.warn(MapWarning(f"{theirs}: 5 people have no role"), stacklevel=1)
+        warnings.warn(MapWarning(f"{mine}: 3 people have no ward"), stacklevel=1)
+    assert notes == [f"{mine}: 3 people have no ward"]
 
 
 def test_nothing_upload_related_lives_at_module_level() -> None:

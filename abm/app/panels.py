@@ -622,6 +622,14 @@ def CompareTab(ctl: Controller) -> None:
             ),
             classes=["cp-muted"],
         )
+        if ctl.session.map is not None:
+            solara.HTML(
+                tag="div",
+                unsafe_innerHTML=(
+                    f"Comparisons run on the scenarios' own networks, not on your map {esc(ctl.session.map.name)}."
+                ),
+                classes=["cp-pending"],
+            )
         with solara.Row(style={"flex-wrap": "wrap", "align-items": "center"}, gap="10px"):
             solara.Select(
                 "Scenario A",

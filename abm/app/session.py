@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import threading
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,9 @@ from abm.activities import allocation
 from abm.app.layout import Blocks, Layout, blocks, extend_layout, grouped_layout, normalised
 from abm.app.settings import Settings
 from abm.app.theme import SHAPES, STAGE_LABEL, role_label, role_shapes
-from abm.app.upload import MapStore, UploadedMap
+from abm.app.upload import MapStore, UploadedMap, fixups
 from abm.config import ACTIVITIES, FundingCut, LeaderLeaves, NationalPolicyChange, PartnerJoins
 from abm.events import apply_event
-from abm.mapio import MapWarning
 
 #: Draw person by person up to this many people and ties; above, the role-by-ward block view.
 MAX_DRAWN_PEOPLE = 12_000
@@ -274,13 +272,10 @@ class Session:
             The model, and the fix-ups made to the map (`MapWarning` lines; shown once, at upload).
         """
         cfg = settings.resolved(map_source, map_people)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", MapWarning)
+        if map_source is None:
+            return CommonPurposeModel(cfg, rng=settings.seed), []
+        with fixups(Path(map_source)) as notes:
             model = CommonPurposeModel(cfg, rng=settings.seed)
-        notes = [str(w.message) for w in caught if issubclass(w.category, MapWarning)]
-        for w in caught:  # anything else goes on as usual
-            if not issubclass(w.category, MapWarning):
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return model, notes
 
     def install(self, model: CommonPurposeModel, settings: Settings, map: UploadedMap | None) -> None:

@@ -17,6 +17,7 @@ include the file itself (see `abm.app.export`).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ import threading
 import warnings
 import weakref
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -268,13 +269,36 @@ def read_uploaded(slot: Path, path: Path, cfg: Config, max_mb: float = MAX_UPLOA
     Raises:
         MapError: the file is malformed, unsafe, empty, or has too many people.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MapWarning)
+    with fixups(path) as notes:
         graph = read_map(path, cfg.network.mapping, max_mb=max_mb)
     people = graph.number_of_nodes()
     if people > MAX_AGENTS:
         raise MapError(f"{path.name}: {people:,} people is more than this app allows per session ({MAX_AGENTS:,}).")
-    return graph, [public(str(w.message), slot) for w in caught if issubclass(w.category, MapWarning)]
+    return graph, [public(line, slot) for line in notes]
+
+
+#: `warnings.catch_warnings` swaps process-wide state: one map read at a time records fix-ups.
+_FIXUPS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def fixups(source: Path) -> Iterator[list[str]]:
+    """Collect the `MapWarning` lines about the map at `source` raised inside the block.
+
+    Only lines naming `source` (which is in this session's own directory) are kept, so a line
+    about another session's map can never show up here; other warnings go on as usual.
+    """
+    notes: list[str] = []
+    with _FIXUPS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MapWarning)
+        try:
+            yield notes
+        finally:
+            for w in caught:
+                if not issubclass(w.category, MapWarning):
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                elif str(w.message).startswith(f"{source}:"):
+                    notes.append(str(w.message))
 
 
 def describe(
