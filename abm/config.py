@@ -14,11 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import types
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 #: Where the shipped scenario files live (a preset name resolves here).
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -26,6 +31,14 @@ ACTIVITIES = ("engagement", "insight", "collaborative", "leadership", "embedding
 PA_CLASSES = ("inactive", "fairly_active", "active")
 #: Largest population the schema accepts (about 8 GB of state at the bench's degree).
 MAX_AGENTS = 2_000_000
+#: Largest scenario or sweep file read (they are a few kilobytes; this stops a huge or endless file).
+MAX_YAML_BYTES = 10 * 2**20
+#: Most values a YAML file may hold once its aliases (`*name`) are expanded: stops "billion laughs".
+MAX_YAML_NODES = 200_000
+#: Environment variable: the memory (MB) a run may use, instead of what the machine has available.
+MEMORY_LIMIT_ENV = "ABM_MEMORY_LIMIT_MB"
+#: pydantic error type for true/false given where a number belongs (see `Strict`).
+BOOL_AS_NUMBER = "bool_as_number"
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 NonNeg = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
@@ -36,10 +49,52 @@ class ConfigError(ValueError):
     """A configuration problem, phrased as one line for the user."""
 
 
+def _is_number_type(tp: Any) -> bool:
+    """True for int and float, optionally with None (pydantic would read true/false as 1/0 for them)."""
+    if tp in (int, float):
+        return True
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        kinds = [a for a in args if a is not type(None)]
+        return bool(kinds) and all(_is_number_type(a) for a in kinds)
+    if typing.get_origin(tp) is Annotated:
+        return _is_number_type(args[0])
+    return False
+
+
 class Strict(BaseModel):
     """Base for every section: unknown keys are errors, values are validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, data: Any) -> Any:
+        # `steps: true` would silently mean 1 week: a number field (or a mapping of numbers) wants a number.
+        if not isinstance(data, dict):
+            return data
+        for name, value in data.items():
+            field = cls.model_fields.get(name) if isinstance(name, str) else None
+            if field is None:
+                continue
+            tp = field.annotation
+            if isinstance(value, bool) and _is_number_type(tp):
+                raise PydanticCustomError(BOOL_AS_NUMBER, "expected a number, not true/false", {"key": name})
+            if isinstance(value, dict) and typing.get_origin(tp) is dict and _is_number_type(typing.get_args(tp)[1]):
+                for key, item in value.items():
+                    if isinstance(item, bool):
+                        raise PydanticCustomError(
+                            BOOL_AS_NUMBER, "expected a number, not true/false", {"key": f"{name}.{key}"}
+                        )
+        return data
+        tp = field.annotation
+        if isinstance(value, bool) and _is_number_type(tp):
+            raise ValueError("expected a number, not true/false")
+        if isinstance(value, dict) and typing.get_origin(tp) is dict and _is_number_type(typing.get_args(tp)[1]):
+            for key, item in value.items():
+                if isinstance(item, bool):
+                    raise ValueError(f"'{key}': expected a number, not true/false")
+        return value
 
 
 # --- who is in the system -------------------------------------------------------------------
@@ -522,10 +577,109 @@ def presets() -> list[str]:
     )
 
 
+class _PlainLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` for plain data only: mappings, lists, text, numbers, true/false, null.
+
+    Tags that build other objects (`!!python/...`, `!!binary`, `!!set`, ...) are refused with a
+    message; dates stay as text (a scenario has no date fields).
+    """
+
+
+def _refuse_tag(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    raise yaml.constructor.ConstructorError(
+        None,
+        None,
+        f"the tag '{node.tag.replace('tag:yaml.org,2002:', '!!')}' is not allowed "
+        "(only plain mappings, lists, text, numbers, true/false and null)",
+        node.start_mark,
+    )
+
+
+for _tag in ("binary", "omap", "pairs", "set"):
+    _PlainLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse_tag)
+_PlainLoader.add_constructor(None, _refuse_tag)
+_PlainLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_nodes(root: yaml.Node, limit: int = MAX_YAML_NODES) -> None:
+    """Refuse a YAML tree too big once aliases are expanded, with a recursive alias or a duplicate key.
+
+    Aliases are shared, not copied, when composed, so this counts each distinct node once (an
+    iterative walk: no recursion limit) and sums the expanded sizes, stopping at `limit`.
+    """
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_.discard(key)
+            total = 1 + sum(size[id(c)] for c in _children(node))
+            if total > limit:
+                raise yaml.YAMLError(
+                    f"more than {limit:,} values once its aliases (*name) are expanded: "
+                    "write the values out (a scenario needs a few hundred)"
+                )
+            size[key] = total
+            continue
+        if key in size:
+            continue
+        if key in open_:
+            mark = node.start_mark
+            raise yaml.YAMLError(f"an alias at line {mark.line + 1} refers to itself (a recursive structure)")
+        open_.add(key)
+        stack.append((node, True))
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for k, _ in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    if k.value in seen:
+                        raise yaml.YAMLError(f"duplicate key '{k.value}' at line {k.start_mark.line + 1}")
+                    seen.add(k.value)
+        stack.extend((c, False) for c in _children(node) if id(c) not in size)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse one YAML document as plain data, safely (never builds arbitrary objects).
+
+    Raises:
+        yaml.YAMLError: bad syntax, a refused tag, too many values after alias expansion, a
+            recursive alias, a duplicate key, a number too long to read or nesting too deep;
+            `str(exc)`'s first line says which.
+    """
+    loader = _PlainLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply") from None
+    except ValueError as exc:  # int() of a number with thousands of digits
+        problem = "a number has too many digits" if "digits" in str(exc) else f"cannot be read: {_first_line(exc)}"
+        raise yaml.YAMLError(problem) from None
+    finally:
+        loader.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def read_yaml_file(
     path: Path, error: type[ConfigError] = ConfigError, kind: str = "YAML file", missing: str = "file not found"
 ) -> tuple[str, dict[str, Any]]:
-    """Read a YAML mapping safely (`yaml.safe_load`), raising `error` with one readable line.
+    """Read a YAML mapping safely (plain data only, see `parse_yaml`), raising `error` with one readable line.
 
     Returns the text and the parsed mapping. Shared by scenario and sweep files.
     """
@@ -533,21 +687,31 @@ def read_yaml_file(
         raise error(f"{path}: {missing}")
     if path.is_dir():
         raise error(f"{path}: is a directory, not a {kind}")
+    if not path.is_file():  # a device or a pipe could be endless or block forever
+        raise error(f"{path}: is not a regular file, so not a {kind}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"{path}: cannot be read as UTF-8 text ({exc.__class__.__name__})") from None
-    if "\x00" in text:
+        with path.open("rb") as f:
+            raw = f.read(MAX_YAML_BYTES + 1)
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror or exc.__class__.__name__})") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise error(f"{path}: larger than {MAX_YAML_BYTES // 2**20} MB, too big for a {kind}")
+    if b"\x00" in raw:
         raise error(f"{path}: is a binary file, not YAML")
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{path}: cannot be read as UTF-8 text (is it a {kind}?)") from None
+    try:
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or _first_line(exc)
+        context = getattr(exc, "context", None)
+        if context and problem.startswith("but "):  # "expected a single document ... but found another"
+            problem = f"{context} {problem}"
         raise error(f"{path}: not valid YAML{where}: {problem}") from None
-    except RecursionError:
-        raise error(f"{path}: YAML nested too deeply") from None
     if data is None:
         raise error(f"{path}: the file is empty")
     if not isinstance(data, dict):
@@ -594,9 +758,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key.strip() or any(not p for p in parts):
         raise ConfigError(f"--set {text!r}: the key is empty or has an empty part")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+        value = parse_yaml(raw) if raw.strip() else ""
+    except yaml.MarkedYAMLError as exc:
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            raise ConfigError(f"--set {key.strip()}: {exc.problem}") from None
+        value = raw  # not YAML: the text as it stands (e.g. a name with a colon)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key.strip()}: {_first_line(exc)}") from None
     return parts, value
 
 
@@ -635,6 +803,10 @@ def _format_error(exc: ValidationError, source: str) -> str:
     loc = loc.replace(".leader_leaves", "").replace(".partner_joins", "")
     msg = err["msg"].removeprefix("Value error, ")
     value = err.get("input")
+    if err["type"] == BOOL_AS_NUMBER:  # raised by the section, so the key comes from the context
+        key = err.get("ctx", {}).get("key", "")
+        loc = f"{loc}.{key}" if loc else key
+        value = _dig(value, key.split(".")) if isinstance(value, dict) else value
     if err["type"] == "extra_forbidden":
         return f"{source}: unknown key '{loc}' (check the spelling; see the config reference in README.md)"
     if err["type"] == "missing":
@@ -643,6 +815,12 @@ def _format_error(exc: ValidationError, source: str) -> str:
     where = f"'{loc}'{shown}: " if loc else ""
     extra = f" ({len(exc.errors()) - 1} more problem(s) after fixing this one)" if len(exc.errors()) > 1 else ""
     return f"{source}: {where}{msg}{extra}"
+
+
+def _dig(data: dict[str, Any], keys: list[str]) -> Any:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
 
 
 def _reject_non_finite(data: Any, path: str = "") -> None:
@@ -656,16 +834,200 @@ def _reject_non_finite(data: Any, path: str = "") -> None:
             _reject_non_finite(v, f"{path}.{i}")
 
 
+# --- memory guard -------------------------------------------------------------------------------
+
+#: Bytes of peak memory per agent, per tie, per group-week of group outputs and per weekly activity
+#: contact, and the libraries' fixed share, measured as the peak RSS increase of building, running
+#: and writing South Tees runs from 405 to 300,205 agents (1.0 M-4.6 M ties, 3,117-4,280 groups,
+#: up to 2,000 weeks), rounded up. The group outputs dominate long runs with many organisations.
+BYTES_PER_AGENT = 1_000
+BYTES_PER_TIE = 250
+BYTES_PER_GROUP_WEEK = 2_000
+BYTES_PER_CONTACT = 300
+BYTES_FIXED = 200 * 2**20
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """What a run will hold at its peak, and the bytes that takes (see `estimate_memory`)."""
+
+    agents: int
+    ties: int
+    group_weeks: int
+    contacts_per_week: int
+    bytes: int
+
+    def describe(self) -> str:
+        """E.g. 'about 2.3 GB (282,197 agents, about 2,900,000 ties, 890,240 group-weeks of outputs)'."""
+        return (
+            f"about {_size(self.bytes)} ({self.agents:,} agents, about {self.ties:,} ties, "
+            f"{self.group_weeks:,} group-weeks of outputs, {self.contacts_per_week:,} activity contacts a week)"
+        )
+
+
+def _size(n_bytes: float) -> str:
+    if n_bytes >= 2**40:
+        return f"{n_bytes / 2**40:,.1f} TB"
+    if n_bytes >= 2**30:
+        return f"{n_bytes / 2**30:.1f} GB"
+    return f"{n_bytes / 2**20:,.0f} MB"
+
+
+def estimate_memory(cfg: Config) -> MemoryEstimate:
+    """Peak memory of building, running and writing `cfg`, from its sizes alone (nothing is allocated).
+
+    An upper-end estimate: ties are counted as drawn (before duplicates are dropped), ties started
+    by activities as if every contact started one, and the activity budget as if the adaptive policy
+    tripled the busiest activity. A map (`network.source`) is sized by its own reader (`abm.mapio`
+    caps its people and megabytes), so only the config's other outputs count here.
+    """
+    net = cfg.network
+    agents, ties, orgs = 0.0, 0.0, 0
+    if net.source:
+        pass
+    elif net.generator != "south_tees":
+        agents = float(net.agents)
+        half = round(net.mean_degree) // 2 if net.generator == "ring_lattice" else net.mean_degree / 2
+        ties = agents * half
+    else:
+        role_staff = dict.fromkeys(cfg.roles, 0.0)
+        frontline = 0.0
+        residents = float(cfg.population.residents)
+        for name, org in cfg.organisations.items():
+            count = cfg.organisation_count(name)
+            orgs += count
+            for role, n in org.staff.items():
+                role_staff[role] = role_staff.get(role, 0.0) + count * n
+                if org.serves_residents and residents and role in cfg.roles and cfg.roles[role].level == 1:
+                    frontline += count * n
+        staff = sum(role_staff.values())
+        agents = staff + residents
+        per_staff = net.within_org_degree / 2 + net.cross_sector_degree / 2 + (1 if net.hierarchy else 0)
+        ties = staff * per_staff + frontline * net.frontline_resident_degree + residents * (net.resident_degree // 2)
+        for com in cfg.communities.values():
+            members = com.share * residents if com.members == "residents" else sum(role_staff[r] for r in com.roles)
+            links = com.links if com.linked_sector and com.members == "residents" else 0.0
+            ties += members * (net.community_degree / 2 + links)
+    for event in cfg.events:
+        if isinstance(event, PartnerJoins):
+            joining = sum(event.staff.values())
+            agents, ties, orgs = agents + joining, ties + joining * event.ties_per_staff, orgs + 1
+    # activity contacts a week (arrays of this length are drawn), and the ties they may start
+    shares = cfg.effort.shares.normalised()
+    specs = cfg.activities
+    per_unit = {a: shares[a] / getattr(specs, a).cost if getattr(specs, a).enabled else 0.0 for a in ACTIVITIES}
+    boost = 3.0 if cfg.effort.policy == "adaptive" else 1.0
+    units = cfg.effort.budget * agents / 1000.0 * boost
+    contacts = units * sum(per_unit.values())
+    starting = per_unit["collaborative"] + per_unit["leadership"]
+    starting += per_unit["engagement"] if specs.engagement.new_ties else 0.0
+    pairs = agents * max(agents - 1, 0) / 2
+    ties = min(ties + cfg.steps * units * starting, pairs)
+    groups = {
+        "role": len(cfg.roles),
+        "ward": len(cfg.wards),
+        "community": len(cfg.communities),
+        "organisation": orgs,
+    }
+    group_weeks = sum(groups[k] for k in cfg.output.groups) * (cfg.steps + 1)
+    total = (
+        BYTES_FIXED
+        + agents * BYTES_PER_AGENT
+        + ties * BYTES_PER_TIE
+        + group_weeks * BYTES_PER_GROUP_WEEK
+        + contacts * BYTES_PER_CONTACT
+    )
+    return MemoryEstimate(round(agents), round(ties), group_weeks, round(contacts), round(total))
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # no psutil, or it cannot read this platform: no limit known
+        return None
+
+
+def _cgroup_room() -> int | None:
+    """Memory left under a cgroup v2 limit (containers), if there is one."""
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def memory_limit() -> tuple[int, str] | None:
+    """Bytes a run may use and where that figure comes from, or None when it cannot be known.
+
+    `ABM_MEMORY_LIMIT_MB` (megabytes) overrides what the machine reports as available (MemAvailable,
+    or the room under a container's cgroup limit, whichever is smaller).
+
+    Raises:
+        ConfigError: the environment variable is not a positive number.
+    """
+    env = os.environ.get(MEMORY_LIMIT_ENV)
+    if env is not None and env.strip():
+        try:
+            mb = float(env)
+        except ValueError:
+            mb = math.nan
+        if not (math.isfinite(mb) and mb > 0):
+            raise ConfigError(f"{MEMORY_LIMIT_ENV} = {env!r}: must be a number of megabytes above 0")
+        return round(mb * 2**20), f"set by {MEMORY_LIMIT_ENV}"
+    found = [b for b in (_meminfo_available(), _cgroup_room()) if b is not None]
+    return (min(found), "available on this machine") if found else None
+
+
+def check_memory(cfg: Config) -> MemoryEstimate:
+    """Refuse a run whose estimated peak memory is more than the machine has, before anything is built.
+
+    Returns:
+        The estimate (for callers that want to show it).
+
+    Raises:
+        ConfigError: one line naming the estimate, the limit and what to make smaller.
+    """
+    est = estimate_memory(cfg)
+    limit = memory_limit()
+    if limit is not None and est.bytes > limit[0]:
+        raise ConfigError(
+            f"the run would need {est.describe()} of memory, more than the {_size(limit[0])} {limit[1]}: "
+            f"make the population, network degrees, effort budget, steps or group outputs smaller "
+            f"(or set {MEMORY_LIMIT_ENV})"
+        )
+    return est
+
+
 def validate(data: dict[str, Any], source: str = "config") -> Config:
-    """Validate plain data into a Config, raising ConfigError with one readable line."""
+    """Validate plain data into a Config, raising ConfigError with one readable line.
+
+    A config whose run would need more memory than this machine has (`check_memory`) is refused
+    here too, so every face (command line, app, sweeps) refuses it before allocating anything.
+    """
     try:
         _reject_non_finite(data)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, source)) from None
+    try:
+        check_memory(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cfg
 
 
 def load_config(

@@ -1,0 +1,408 @@
+"""Hostile and broken input through the real `abm` entry point.
+
+Every case is answered with exit status 2 and exactly one line on stderr, `abm: error: ...`,
+naming the problem and what is allowed: never a traceback, never a hang, never code run from
+the input, and nothing written where the run's or sweep's output would go. Cases that could
+hang or exhaust memory if the guard failed (alias bombs, pipes, huge populations) run in a
+subprocess with a timeout and report their own peak memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import abm.model
+import abm.network
+from abm.cli import main
+from abm.config import MAX_YAML_BYTES, MEMORY_LIMIT_ENV, load_config
+
+#: A small base for sweep files, so a sweep that wrongly started would finish quickly.
+SWEEP = """\
+name: hostile
+base: {base}
+set: {{population.residents: 100, steps: 2}}
+design: grid
+parameters:
+  effort.budget: [10, 20]
+replicates: 1
+"""
+#: A sweep of a (broken) scenario as it stands: nothing under `set` that could hide the problem.
+SWEEP_OF = """\
+name: hostile
+base: {base}
+design: grid
+parameters:
+  effort.budget: [10, 20]
+replicates: 1
+"""
+#: Peak memory (MB) a refused command may reach: the interpreter with numpy, scipy, pandas and
+#: pydantic loaded is about 170 MB here; expanding a YAML bomb or allocating a huge population
+#: would take gigabytes.
+REFUSAL_PEAK_MB = 600
+#: Generous: a refusal takes about 1.5 s (mostly imports); a hang is what this catches.
+TIMEOUT_S = 120
+PROBE = textwrap.dedent(
+    """\
+    import resource, sys
+    from abm.cli import main
+    rc = main(sys.argv[1:])
+    print("peak_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+    sys.exit(rc)
+    """
+)
+
+
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """'Billion laughs': `levels` anchors, each a list of `width` aliases of the one before (width**levels)."""
+    lines = ["a0: &a0 [" + ", ".join(['"lol"'] * width) + "]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def assert_refused(rc: int, err: str, *words: str) -> None:
+    """Exit status 2 and one line `abm: error: ...` containing every word (case-insensitive)."""
+    lines = err.strip().splitlines()
+    assert rc == 2, (rc, err)
+    assert len(lines) == 1, err
+    assert lines[0].startswith("abm: error: "), err
+    assert "Traceback" not in err
+    for w in words:
+        assert w.lower() in lines[0].lower(), (w, err)
+
+
+def run_probe(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str, int]:
+    """`abm ARGV` in a fresh interpreter with a timeout: (exit status, stderr, peak memory in MB)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
+    peak = [int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("peak_mb ")]
+    assert peak, proc.stdout + proc.stderr
+    return proc.returncode, proc.stderr, peak[0]
+
+
+@pytest.fixture
+def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail loudly if a refused command gets as far as building a population."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was built for input that should have been refused")
+
+    monkeypatch.setattr(abm.model.CommonPurposeModel, "__init__", refuse)
+    monkeypatch.setattr(abm.network, "generate", refuse)
+
+
+# --- files: the same broken YAML given as a scenario (run, describe) and as a sweep file --------------
+
+#: id -> (file content, words the error must contain). `{marker}` is replaced by a path that
+#: must never be created (it would mean the input ran a command).
+YAML_CASES: dict[str, tuple[str | bytes, tuple[str, ...]]] = {
+    "malformed": ("steps: [1, 2\nname: x\n", ("not valid YAML", "line")),
+    "bad_indent": ("name: x\n  steps: 3\n", ("not valid YAML", "line 2")),
+    "tab_indent": ("name: x\n\tsteps: 3\n", ("not valid YAML", "line 2")),
+    "python_apply": ("!!python/object/apply:os.system ['touch {marker}']\n", ("not allowed", "plain")),
+    "python_object": ("name: !!python/object/new:os.system ['touch {marker}']\n", ("not allowed",)),
+    "python_name": ("name: !!python/name:os.system\n", ("!!python/name:os.system", "not allowed")),
+    "binary_tag": ("name: !!binary aGVsbG8=\n", ("!!binary", "not allowed")),
+    "set_tag": ("name: !!set {a, b}\n", ("!!set", "not allowed")),
+    "custom_tag": ("name: !shell 'rm -rf /'\n", ("!shell", "not allowed")),
+    "alias_recursive": ("name: &a [*a]\n", ("refers to itself",)),
+    "duplicate_key": ("name: x\nname: y\n", ("duplicate key 'name'", "line 2")),
+    "two_documents": ("name: x\n---\nname: y\n", ("single document", "another document")),
+    "too_deep": ("a: " + "[" * 50_000 + "\n", ("not valid YAML",)),
+    "number_too_long": ("steps: 1" + "0" * 5000 + "\n", ("too many digits",)),
+    "empty": ("", ("empty",)),
+    "only_comments": ("# nothing here\n\n", ("empty",)),
+    "top_level_list": ("- a\n- b\n", ("must be a mapping", "list")),
+    "top_level_text": ("hello\n", ("must be a mapping", "str")),
+    "binary_nul": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", ("binary file",)),
+    "not_utf8": (b"name: caf\xe9\nsteps: \xff\xfe\n", ("UTF-8",)),
+}
+FILE_COMMANDS = ("run", "describe", "sweep")
+
+
+def command(cmd: str, path: Path, out: Path) -> list[str]:
+    if cmd == "run":
+        return ["run", str(path), "--out", str(out), "--seed", "1"]
+    if cmd == "sweep":
+        return ["sweep", str(path), "--out", str(out), "--workers", "0"]
+    return ["describe", str(path)]
+
+
+@pytest.mark.usefixtures("no_model")
+@pytest.mark.parametrize("cmd", FILE_COMMANDS)
+@pytest.mark.parametrize("case", sorted(YAML_CASES))
+def test_broken_yaml_files(case: str, cmd: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    content, words = YAML_CASES[case]
+    marker = tmp_path / "hacked"
+    path = tmp_path / "input.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content.replace("{marker}", str(marker)), encoding="utf-8")
+    out = tmp_path / "out"
+    rc = main(command(cmd, path, out))
+    assert_refused(rc, capsys.readouterr().err, str(path), *words)
+    assert not out.exists() and not marker.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["input.yaml"]
+
+
+@pytest.mark.usefixtures("no_model")
+@pytest.mark.parametrize("cmd", FILE_COMMANDS)
+@pytest.mark.parametrize("case", ["missing", "directory", "device", "too_big"])
+def test_unusable_paths(case: str, cmd: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if case == "missing":
+        path, words = tmp_path / "nowhere.yaml", ("not found",)
+    elif case == "directory":
+        path, words = tmp_path / "folder", ("is a directory",)
+        path.mkdir()
+    elif case == "device":
+        path, words = Path("/dev/zero"), ("not a regular file",)  # endless: reading it would never stop
+        if not path.exists():
+            pytest.skip("no /dev/zero here")
+    else:
+        path, words = tmp_path / "big.yaml", ("larger than", "MB")
+        with path.open("w") as f:
+            f.write("name: big\n")
+            f.write(("# padding" + " " * 90 + "\n") * (MAX_YAML_BYTES // 100 + 10))
+    out = tmp_path / "out"
+    rc = main(command(cmd, path, out))
+    assert_refused(rc, capsys.readouterr().err, str(path), *words)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("cmd", FILE_COMMANDS)
+def test_alias_bomb_is_refused_quickly_and_small(cmd: str, tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(alias_bomb(), encoding="utf-8")  # 9**9 = 387 million strings once expanded
+    assert path.stat().st_size < 1000
+    out = tmp_path / "out"
+    rc, err, peak = run_probe(command(cmd, path, out), tmp_path)
+    assert_refused(rc, err, "aliases", "200,000 values")
+    assert peak < REFUSAL_PEAK_MB, peak
+    assert not out.exists()
+
+
+def test_alias_bomb_in_a_set_value(tmp_path: Path) -> None:
+    bomb = "[" + ", ".join(f"&a{i} [" + ", ".join([f"*a{i - 1}" if i else "x"] * 9) + "]" for i in range(9)) + "]"
+    rc, err, peak = run_probe(["describe", "south_tees", "--set", f"name={bomb}"], tmp_path)
+    assert_refused(rc, err, "--set name", "aliases")
+    assert peak < REFUSAL_PEAK_MB, peak
+
+
+def test_named_pipe_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    rc, err, _ = run_probe(["run", str(fifo), "--out", str(tmp_path / "out")], tmp_path)
+    assert_refused(rc, err, "not a regular file")
+    assert not (tmp_path / "out").exists()
+
+
+# --- scenario values: wrong types, NaN and infinity, sizes, unknown keys ------------------------
+
+#: id -> (YAML added to `extends: south_tees`, words the error must contain).
+VALUE_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "steps_word": ("steps: nine", ("'steps' = 'nine'", "integer")),
+    "steps_bool": ("steps: true", ("'steps' = True", "not true/false")),
+    "steps_fraction": ("steps: 3.5", ("'steps' = 3.5", "integer")),
+    "steps_list": ("steps: [1, 2]", ("'steps'", "integer")),
+    "roles_list": ("roles: [gp, resident]", ("'roles'", "dictionary")),
+    "events_text": ("events: soon", ("'events' = 'soon'", "list")),
+    "event_unknown_type": ("events: [{type: meteor, week: 3}]", ("events.0", "'funding_cut'")),
+    "staff_bool": ("organisations: {charity: {staff: {vcse_worker: yes}}}", ("vcse_worker", "not true/false")),
+    "key_not_text": ("1: 2", ("'1'",)),
+    "budget_nan": ("effort: {budget: .nan}", ("effort.budget", "finite")),
+    "budget_inf": ("effort: {budget: .inf}", ("effort.budget", "finite")),
+    "trust_minus_inf": ("network: {trust: {noise: -.inf}}", ("network.trust.noise", "finite")),
+    "budget_overflow": ("effort: {budget: 1e400}", ("effort.budget", "finite")),
+    "residents_negative": ("population: {residents: -5}", ("population.residents", "greater than or equal to 0")),
+    "residents_huge": ("population: {residents: 1.0e300}", ("population.residents",)),
+    "steps_huge": ("steps: 100000000", ("'steps'", "less than or equal to 100000")),
+    "agents_over_cap": ("population: {staff_scale: 10000}", ("more than the 2,000,000 allowed",)),
+    "share_above_one": ("network: {trust: {noise: 2}}", ("network.trust.noise", "less than or equal to 1")),
+    "unknown_top_key": ("stepz: 3", ("unknown key 'stepz'", "spelling")),
+    "unknown_nested_key": ("effort: {budgett: 3}", ("unknown key 'effort.budgett'",)),
+    "unknown_ward": ("effort: {ward_targeting: {atlantis: 2}}", ("unknown ward 'atlantis'", "allowed")),
+    "extends_missing": ("extends: nowhere.yaml", ("nowhere.yaml", "not found")),
+    "extends_list": ("extends: [a, b]", ("'extends' must be a file name",)),
+    "memory_erdos_renyi": (
+        "network: {generator: erdos_renyi, agents: 2000000, mean_degree: 10000}",
+        ("memory", "agents", "ties", "available", MEMORY_LIMIT_ENV),
+    ),
+    "memory_group_outputs": (
+        "steps: 100000\npopulation: {staff_scale: 3000, residents: 1000}",
+        ("memory", "group-weeks", "available"),
+    ),
+}
+
+
+@pytest.mark.usefixtures("no_model")
+@pytest.mark.parametrize("cmd", FILE_COMMANDS)
+@pytest.mark.parametrize("case", sorted(VALUE_CASES))
+def test_bad_scenario_values(case: str, cmd: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    extra, words = VALUE_CASES[case]
+    config = tmp_path / "scenario.yaml"
+    config.write_text(("" if extra.startswith("extends") else "extends: south_tees\n") + extra + "\n")
+    path = config
+    if cmd == "sweep":  # the same scenario as a sweep's base
+        path = tmp_path / "sweep.yaml"
+        path.write_text(SWEEP_OF.format(base=config))
+    out = tmp_path / "out"
+    rc = main(command(cmd, path, out))
+    assert_refused(rc, capsys.readouterr().err, *words)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ("replicates: -1", ("replicates",)),
+        ("max_runs: 1.0e300", ("max_runs",)),
+        ("seed: .nan", ("seed",)),
+        ("parameters: {effort.budget: {low: 0, high: .inf}}", ("effort.budget",)),
+        ("parameters: {effort.budgett: [1, 2]}", ("effort.budgett",)),
+        ("set: {population.residents: -1}", ("population.residents",)),
+        ("stepz: 3", ("stepz",)),
+        ("base: nowhere.yaml", ("nowhere.yaml", "not found")),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+@pytest.mark.usefixtures("no_model")
+def test_bad_sweep_values(extra: str, words: tuple[str, ...], tmp_path: Path, capsys) -> None:
+    text = SWEEP.format(base="south_tees")
+    key = extra.split(":")[0]
+    kept = [line for line in text.splitlines() if not line.startswith(f"{key}:")]
+    if key == "parameters":
+        kept = [line for line in kept if not line.startswith("  effort.budget")]
+    path = tmp_path / "sweep.yaml"
+    path.write_text("\n".join([*kept, extra]) + "\n")
+    out = tmp_path / "out"
+    rc = main(["sweep", str(path), "--out", str(out), "--workers", "0"])
+    assert_refused(rc, capsys.readouterr().err, str(path), *words)
+    assert not out.exists()
+
+
+# --- --set values -------------------------------------------------------------------------------
+
+SET_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "nan": ("effort.budget=.nan", ("effort.budget", "finite")),
+    "nan_word": ("effort.budget=nan", ("effort.budget", "number")),
+    "inf": ("effort.budget=.inf", ("effort.budget", "finite")),
+    "minus_inf": ("influence.rate=-.inf", ("influence.rate", "finite")),
+    "minus_one": ("population.residents=-1", ("population.residents", "greater than or equal to 0")),
+    "huge_float": ("effort.budget=1.0e300", ("effort.budget", "less than or equal to 1000000")),
+    "huge_int": ("population.residents=1e300", ("population.residents", "integer")),
+    "wrong_type": ("steps=nine", ("'steps' = 'nine'", "integer")),
+    "bool_for_number": ("steps=true", ("'steps' = True", "not true/false")),
+    "list_for_number": ("effort.budget=[1, 2]", ("effort.budget", "number")),
+    "unknown_key": ("effort.budgett=3", ("unknown key 'effort.budgett'",)),
+    "unknown_section": ("nothing.here=3", ("unknown key 'nothing'",)),
+    "into_a_value": ("steps.weeks=3", ("'steps' is a value, not a section",)),
+    "no_equals": ("effort.budget", ("--set", "expected dotted.key=value")),
+    "empty_key": ("=3", ("--set", "expected dotted.key=value")),
+    "empty_part": ("effort..budget=3", ("empty part",)),
+    "python_tag": ("name=!!python/object/apply:os.system ['true']", ("--set name", "not allowed")),
+    "recursive_alias": ("name=&a [*a]", ("--set name", "refers to itself")),
+    "number_too_long": ("steps=1" + "0" * 5000, ("--set steps", "too many digits")),
+    "memory": (
+        "network.resident_degree=1000",
+        ("memory", "available", MEMORY_LIMIT_ENV),
+    ),
+}
+
+
+@pytest.mark.usefixtures("no_model")
+@pytest.mark.parametrize("cmd", ["run", "describe"])
+@pytest.mark.parametrize("case", sorted(SET_CASES))
+def test_bad_set_values(case: str, cmd: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    setting, words = SET_CASES[case]
+    # memory: 1.9 million residents with 1,000 neighbours each
+    extra = ["--set", "population.residents=1900000"] if case == "memory" else []
+    out = tmp_path / "out"
+    argv = [cmd, "south_tees", "--set", setting, *extra]
+    rc = main([*argv, "--out", str(out)] if cmd == "run" else argv)
+    assert_refused(rc, capsys.readouterr().err, *words)
+    assert not out.exists()
+
+
+# --- the memory guard -----------------------------------------------------------------------------
+
+
+def test_memory_limit_from_the_environment(tmp_path: Path, capsys, monkeypatch, no_model) -> None:
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "50")
+    out = tmp_path / "out"
+    rc = main(["run", "south_tees", "--out", str(out)])
+    assert_refused(rc, capsys.readouterr().err, "the run would need about", "MB", "50 MB set by " + MEMORY_LIMIT_ENV)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["lots", "-5", "0", "nan", "inf"])
+def test_bad_memory_limit_variable(value: str, capsys, monkeypatch, no_model) -> None:
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, value)
+    rc = main(["describe", "south_tees"])
+    assert_refused(rc, capsys.readouterr().err, MEMORY_LIMIT_ENV, "megabytes above 0")
+
+
+def test_memory_guard_acts_before_allocating(tmp_path: Path) -> None:
+    """Two million agents with 10,000 ties each would need terabytes: refused at about 170 MB."""
+    config = tmp_path / "huge.yaml"
+    config.write_text("extends: south_tees\nnetwork: {generator: erdos_renyi, agents: 2000000, mean_degree: 10000}\n")
+    rc, err, peak = run_probe(["run", str(config), "--out", str(tmp_path / "out")], tmp_path)
+    assert_refused(rc, err, "TB", "available on this machine")
+    assert peak < REFUSAL_PEAK_MB, peak
+    assert not (tmp_path / "out").exists()
+
+
+def test_memory_guard_lets_a_raised_limit_through(monkeypatch) -> None:
+    """The override works both ways: the same config passes with a limit above its estimate."""
+    huge = {"network.generator": "erdos_renyi", "network.agents": 2_000_000, "network.mean_degree": 10_000}
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, str(10**9))  # a petabyte
+    assert load_config("south_tees", huge).network.agents == 2_000_000
+
+
+# --- validate and bench arguments (they read no user files) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["validate", "--workers", "-1"], ("--workers",)),
+        (["validate", "--workers", "many"], ("--workers",)),
+        (["validate", "--out", "{file}"], ("--out", "existing file", "directory")),
+        (["bench", "--agents", "nan"], ("--agents",)),
+        (["bench", "--degree", "inf"], ("--degree", "at most 1000")),
+        (["bench", "--agents", "99999999999"], ("--agents", "2,000,000")),
+        (["run", "south_tees", "--steps", "-3"], ("--steps",)),
+        (["run", "south_tees", "--seed", "1e300"], ("--seed", "whole number")),
+    ],
+    ids=lambda v: "_".join(v) if isinstance(v, list) else "",
+)
+def test_bad_arguments(argv: list[str], words: tuple[str, ...], tmp_path: Path, capsys, no_model) -> None:
+    existing = tmp_path / "a_file"
+    existing.write_text("x")
+    rc = main([a.replace("{file}", str(existing)) for a in argv])
+    assert_refused(rc, capsys.readouterr().err, *words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_a_good_file_still_runs(tmp_path: Path) -> None:
+    """The guards refuse the cases above, not ordinary scenarios: anchors and aliases still work."""
+    config = tmp_path / "ok.yaml"
+    config.write_text(
+        "extends: south_tees\nsteps: 2\npopulation: {residents: 150}\n"
+        "activities:\n  engagement: &on {enabled: true}\n  insight: *on\n"
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--out", str(out), "--seed", "3"]) == 0
+    assert json.loads((out / "run.json").read_text())["seed"] == 3
