@@ -9,5 +9,6 @@ from here. Modules:
 - `svg`, `charts`, `diagram`: charts and the Common Purpose Model diagram as SVG (PNG for export);
 - `network.vue` / `network`: the network canvas, drawn in the browser;
 - `explain`, `compare`, `export`: explanations, comparisons with replicate bands, downloads;
+- `upload` (with `upload.vue`): a map of one's own, checked, stored per session, summarised;
 - `ui`, `controller`, `controls`, `panels`, `page`: the page itself.
 """
