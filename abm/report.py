@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from abm.io import check_out_dir
+from abm.io import DiskFullError, check_out_dir, format_bytes, free_bytes, is_disk_full
 from abm.sweep import (
     FINAL_METRICS,
     KEY_COLUMNS,
@@ -187,10 +187,20 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None, outcomes:
             _sobol_section(page, spec, plan, summary, names, chosen)
     _failures_section(page, sweep_dir)
 
-    for fname, data in page.figures.items():
-        write_atomic(report_dir / f"{fname}.png", data, sync=False)
     index = report_dir / "index.html"
-    write_atomic(index, page.html().encode("utf-8"), sync=False)
+    try:  # index.html last: the page never points at a figure not yet written
+        for fname, data in page.figures.items():
+            write_atomic(report_dir / f"{fname}.png", data, sync=False)
+        write_atomic(index, page.html().encode("utf-8"), sync=False)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        need = sum(len(d) for d in page.figures.values()) + len(page.html())
+        raise DiskFullError(
+            f"disk full writing {exc.filename or report_dir}: the report needs about {format_bytes(need)}, "
+            f"{format_bytes(free_bytes(report_dir))} free there; the sweep is untouched: free some space "
+            "(or choose another --out) and run 'abm sweep report' again"
+        ) from None
     return index
 
 

@@ -33,8 +33,10 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import difflib
+import errno
 import fcntl
 import functools
 import hashlib
@@ -79,7 +81,7 @@ from pydantic import (
 
 from abm import designs
 from abm.config import Config, ConfigError, apply_overrides, load_config, read_yaml_file, resolve_path, validate
-from abm.io import check_out_dir
+from abm.io import DiskFullError, check_out_dir, format_bytes, free_bytes, is_disk_full
 from abm.metrics import GROUP_METRICS, MODEL_COLUMNS
 
 DEFAULT_MODEL = "abm.model:CommonPurposeModel"
@@ -112,6 +114,9 @@ THREAD_VARS = (
 )
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3}
 SUMMARY_BATCH = 4096
+#: A run lost with its worker (crash, SIGKILL, out of memory) is retried alone; lost this many
+#: times alone, it is logged as failed (it is probably what kills its worker).
+MAX_LOST_ALONE = 2
 
 
 class SweepError(ConfigError):
@@ -1139,6 +1144,7 @@ class SweepResult:
     driver_cpu_seconds: float = 0.0
     driver_peak_rss_mb: float = 0.0
     notes: list[str] = field(default_factory=list)
+    requeued: int = 0  # attempts lost with their worker and run again
 
 
 def _utc() -> str:
@@ -1164,9 +1170,11 @@ def write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError):
+            exc.filename = str(path)  # the file meant, not its temporary name (for the message)
         raise
 
 
@@ -1275,6 +1283,12 @@ def _read_state(out: Path) -> dict[str, Any]:
         return {}
 
 
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
+
+
 class _FailureLog:
     """DIR/failures.jsonl, opened for appending at the first failure (one JSON object a line)."""
 
@@ -1285,6 +1299,8 @@ class _FailureLog:
     def write(self, record: dict[str, Any]) -> None:
         if self.fh is None:
             self.fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            if self.fh.tell() and not _ends_with_newline(self.path):
+                self.fh.write("\n")  # a torn last line (full disk, kill): start a fresh one
         self.fh.write(json.dumps(record) + "\n")
         self.fh.flush()
 
@@ -1396,9 +1412,33 @@ def run_sweep(
             notes.append(f"package versions on {len(dask.mismatch)} Dask worker(s) differ from the driver's")
     try:
         return _drive(sweep, out, dask, workers or 0, window, progress, sync, say, notes)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(_disk_full_message(sweep, out, exc)) from None
+        raise
     finally:
         if dask is not None:
             dask.close()
+
+
+def _disk_full_message(sweep: Sweep, out: Path, exc: OSError) -> str:
+    """One line for a full disk: what failed, space left and needed, what is kept, what to do."""
+    where = Path(exc.filename) if exc.filename else None
+    if where is not None:
+        with contextlib.suppress(ValueError):
+            where = where.relative_to(out)
+    unique = sweep.unique_runs
+    sizes = [p.stat().st_size for r in unique if (p := run_path(out, r.run_id)).exists()]
+    left = len(unique) - len(sizes)
+    need = ""
+    if sizes and left:
+        each = sum(sizes) / len(sizes)
+        need = f"; the {left:,} run(s) left need about {format_bytes(each * left)} more ({format_bytes(each)} each)"
+    return (
+        f"disk full ({os.strerror(exc.errno or errno.ENOSPC)}) writing {where or 'the sweep directory'}: "
+        f"{format_bytes(free_bytes(out))} free{need}; {len(sizes):,} of {len(unique):,} runs finished; "
+        f"finished runs are kept (in {out}): free some space, then rerun the same command to resume"
+    )
 
 
 def _drive(
@@ -1477,10 +1517,19 @@ def _drive(
             result.summary_rows = build_summary(out)
         except KeyboardInterrupt:
             result.interrupted = True
+        except OSError as exc:  # a full disk: the run files are what matter; report the first problem
+            if not is_disk_full(exc):
+                raise
+            aborted = aborted or exc
         result.wall_seconds = time.perf_counter() - t0
         result.driver_cpu_seconds = _cpu_seconds() - cpu0
         result.driver_peak_rss_mb = _peak_rss_mb()
-        _write_state(out, sweep, result, history, started, status="aborted" if aborted else _status(result))
+        try:
+            _write_state(out, sweep, result, history, started, status="aborted" if aborted else _status(result))
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            aborted = aborted or exc
         if aborted is not None:
             raise aborted
         return result
@@ -1506,6 +1555,12 @@ def _loop(
     outputs = sweep.spec.outputs.model_dump(mode="json")
     pending = iter(todo)
     in_flight: dict[Any, PlannedRun] = {}
+    # Runs lost with a worker. A dying local worker breaks the whole pool, so every run in
+    # flight is lost with it: each is retried alone, which finishes the innocent ones and
+    # pins the blame on a run that kills its worker.
+    retry: collections.deque[PlannedRun] = collections.deque()
+    alone: set[Any] = set()
+    lost_alone: dict[str, int] = {}
 
     def task_for(run: PlannedRun) -> dict[str, Any]:
         return {
@@ -1518,6 +1573,13 @@ def _loop(
         }
 
     def fill() -> None:
+        if retry:
+            if not in_flight:  # let the others drain, then one at a time
+                run = retry.popleft()
+                handle = backend.submit(task_for(run))
+                in_flight[handle] = run
+                alone.add(handle)
+            return
         for run in itertools.islice(pending, max(window - len(in_flight), 0)):
             in_flight[backend.submit(task_for(run))] = run
 
@@ -1526,19 +1588,22 @@ def _loop(
     while in_flight:
         for handle in backend.wait(in_flight):
             run = in_flight.pop(handle)
+            was_alone = handle in alone
+            alone.discard(handle)
             try:
                 res = backend.result(handle)
-            except Exception as exc:  # the worker itself died (crash, out of memory, lost connection)
-                res = {
-                    "ok": False,
-                    "run_id": run.run_id,
-                    "worker": "?",
-                    "error": _one_line(f"worker lost ({type(exc).__name__}: {exc}): a crash or out of memory?"),
-                    "traceback": "",
-                }
+            except Exception as exc:  # the worker itself died (crash, SIGKILL, out of memory, lost connection)
+                error = _one_line(f"worker lost ({type(exc).__name__}: {exc}): a crash, a kill or out of memory?")
                 broken_streak += 1
-                if broken_streak > 3 * max(window, 1):
-                    raise RuntimeError(f"workers keep dying ({res['error']}); stopping the sweep") from None
+                if broken_streak > 3 * max(window, 1) + MAX_LOST_ALONE:
+                    raise RuntimeError(f"workers keep dying ({error}); stopping the sweep") from None
+                if was_alone:
+                    lost_alone[run.run_id] = lost_alone.get(run.run_id, 0) + 1
+                if lost_alone.get(run.run_id, 0) < MAX_LOST_ALONE:
+                    retry.append(run)
+                    result.requeued += 1
+                    continue
+                res = {"ok": False, "run_id": run.run_id, "worker": "?", "error": error, "traceback": ""}
             result.ran += 1
             if res["ok"]:
                 broken_streak = 0
@@ -1576,6 +1641,7 @@ def _write_state(
         "ran": result.ran,
         "succeeded": result.finished - result.already,
         "failed": result.failed,
+        "requeued": result.requeued,
         "wall_seconds": round(result.wall_seconds, 3),
         "model_seconds_total": round(result.model_seconds, 3),
         "worker_overhead_seconds_total": round(result.worker_overhead_seconds, 3),
@@ -1687,9 +1753,11 @@ def build_summary(out: str | Path) -> int:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, out / SUMMARY_FILE)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and not exc.filename:
+            exc.filename = str(out / SUMMARY_FILE)  # pyarrow's errors name no file
         raise
     return rows
 
