@@ -179,6 +179,17 @@ class MemorySampler:
                 pass
         return total
 
+    def others_cpu_s(self) -> float:
+        """CPU seconds of this script's other child processes: Playwright's driver and chromium."""
+        server = {proc.pid for proc in self.tree()}
+        total = 0.0
+        for proc in psutil.Process().children(recursive=True):
+            if proc.pid not in server:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    t = proc.cpu_times()
+                    total += t.user + t.system
+        return total
+
     def _run(self) -> None:
         while not self._stop.wait(self.every):
             self.samples.append((time.time(), self.rss_mb(), self.phase))
@@ -212,14 +223,22 @@ class Session:
     console_errors: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     ws_bytes: int = 0  # received over the page's websockets while counting
+    ws_in: int = 0  # messages received, and sent, while counting
+    ws_out: int = 0
     counting: bool = False
 
     def on_websocket(self, ws: Any) -> None:
         def received(payload: str | bytes) -> None:
             if self.counting:
                 self.ws_bytes += len(payload)
+                self.ws_in += 1
+
+        def sent(payload: str | bytes) -> None:
+            if self.counting:
+                self.ws_out += 1
 
         ws.on("framereceived", received)
+        ws.on("framesent", sent)
 
     async def route(self, route: Route) -> None:
         url = route.request.url
@@ -360,22 +379,27 @@ async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace:
             if isinstance(result, BaseException):
                 s.problems.append(f"could not open and prepare the page: {type(result).__name__}: {result}")
         ready = [s for s, result in zip(sessions, opened, strict=True) if not isinstance(result, BaseException)]
-        print(f"{len(ready)} of {len(sessions)} sessions ready after {open_s:.1f} s; playing {args.weeks} weeks")
+        print(
+            f"{len(ready)} of {len(sessions)} sessions ready after {open_s:.1f} s; playing {args.weeks} weeks",
+            flush=True,
+        )
         sampler.phase = "playing"
-        cpu0, t_play = sampler.cpu_s(), time.perf_counter()
+        cpu0, browser0, t_play = sampler.cpu_s(), sampler.others_cpu_s(), time.perf_counter()
         play_timeout = timeout_ms + 1000.0 * args.weeks * 3.0
         await asyncio.gather(*(play(s, args.weeks, play_timeout) for s in ready))
         play_s, cpu_play = time.perf_counter() - t_play, sampler.cpu_s() - cpu0
+        browser_play = sampler.others_cpu_s() - browser0
         sampler.phase = "closing"
         t_close = time.time()
         await asyncio.gather(*(close_session(s, args.leave) for s in sessions))
         await browser.close()
     sampler.phase = "after"
-    print(f"all pages closed; watching the server's memory for {args.settle:.0f} s")
+    print(f"all pages closed; watching the server's memory for {args.settle:.0f} s", flush=True)
     await asyncio.sleep(args.settle)
 
     steps, census = read_trace(trace)
     latency, interval, rates, model_ms, redraw_ms, step_cpu_ms, kb_per_week = [], [], [], [], [], [], []
+    msgs_in, msgs_out = [], []
     weeks_done = 0
     for s in sessions:
         shown = [(w, t) for w, t in s.weeks if 1 <= w <= args.weeks]  # Pause may land one week late
@@ -393,6 +417,8 @@ async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace:
         seen_max = max((w for w, _ in s.weeks), default=0)
         if seen_max:
             kb_per_week.append(s.ws_bytes / 1024.0 / seen_max)
+            msgs_in.append(s.ws_in / seen_max)
+            msgs_out.append(s.ws_out / seen_max)
         if len(shown) >= 2:
             rates.append((shown[-1][0] - shown[0][0]) / (shown[-1][1] - shown[0][1]))
     errors = {f"session {s.index + 1} (seed {s.seed})": s.errors() for s in sessions if s.errors()}
@@ -426,8 +452,12 @@ async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace:
         "server_redraw_ms": summary(redraw_ms),
         "server_step_thread_cpu_ms": summary(step_cpu_ms),
         "websocket_kb_per_week": summary(kb_per_week),
+        "websocket_messages_per_week_to_page": summary(msgs_in),
+        "websocket_messages_per_week_from_page": summary(msgs_out),
         "server_cpu_s_while_playing": cpu_play,
         "server_cpu_ms_per_session_week": 1000.0 * cpu_play / max(weeks_done, 1),
+        "browser_cpu_s_while_playing": browser_play,
+        "browser_cpu_ms_per_session_week": 1000.0 * browser_play / max(weeks_done, 1),
         "errors": sum(len(v) for v in errors.values()) + len(log_errors),
         "session_errors": errors,
         "server_log_errors": log_errors[:50],
@@ -476,9 +506,12 @@ def table(r: dict[str, Any]) -> str:
         f"server: model step (ms)    {ms('server_model_step_ms')}",
         f"server: redraw (ms)        {ms('server_redraw_ms')}",
         f"server: step thread CPU    {ms('server_step_thread_cpu_ms')}",
-        f"websocket per week        {r['websocket_kb_per_week']['p50']:8.1f} kB to each page (median)",
+        f"websocket per week         {r['websocket_kb_per_week']['p50']:.1f} kB in "
+        f"{r['websocket_messages_per_week_to_page']['p50']:.0f} messages to each page, "
+        f"{r['websocket_messages_per_week_from_page']['p50']:.0f} back (medians)",
         f"weeks/s per session        {r['weeks_per_s_per_session']['p50']:8.2f} (median)",
-        f"server CPU per week        {r['server_cpu_ms_per_session_week']:.0f} ms (all threads, while playing)",
+        f"CPU per session-week       server {r['server_cpu_ms_per_session_week']:.0f} ms, "
+        f"browsers {r['browser_cpu_ms_per_session_week']:.0f} ms (while playing)",
         f"server memory (MB)         baseline {m['baseline']:.0f}, peak {m['peak']:.0f}, "
         f"{m['settle_s']:.0f} s after closing {m['after']:.0f}"
         + (f" (near baseline after {freed:.0f} s)" if freed is not None else " (not back near baseline)"),
