@@ -603,3 +603,55 @@ def test_report_disk_full_injected(reference: Path, tmp_path: Path, monkeypatch,
     monkeypatch.undo()
     assert main(["sweep", "report", str(reference), "--out", str(report)]) == 0
     assert (report / "index.html").is_file()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sigkill_of_a_dask_worker(reference: Path, spec: Path, tmp_path: Path) -> None:
+    """Kill -9 a Dask worker process mid-sweep: Dask reruns its tasks; same runs, same summary."""
+    pytest.importorskip("distributed")
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    dask = str(Path(sys.executable).parent / "dask")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    quiet_io = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [
+        subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1]], **quiet_io)
+    ]
+    out = tmp_path / "out"
+    try:
+        for _ in range(2):  # each under a nanny, which starts a new worker process when one dies
+            worker = [dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1"]
+            procs.append(subprocess.Popen(worker, **quiet_io))
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        driver = subprocess.Popen(
+            sweep_cmd(spec, out, "--scheduler", address), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            wait_for(lambda: len(run_files(out)) >= 4, driver, "runs")
+            victim = psutil.Process(procs[1].pid).children()[0]  # the worker process under the nanny
+            victim.send_signal(signal.SIGKILL)
+            assert len(run_files(out)) < RUNS  # killed part way
+            _, stderr = driver.communicate(timeout=180)
+        finally:
+            kill(driver)
+        assert driver.returncode == 0, stderr
+        assert_sweep_complete(out, reference)
+        assert json.loads((out / "sweep.json").read_text())["history"][-1]["failed"] == 0
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
