@@ -5,7 +5,7 @@
 #   make test   create .venv, install everything (and Debian's chromium), run the whole test suite
 #   make lint   ruff check + ruff format --check
 #
-# Settings you can override: make app PORT=8800, make test TESTS=tests/browser PYTEST_ARGS=-x.
+# Settings you can override: make app PORT=8800 CULL_TIMEOUT=10m, make test TESTS=tests/browser PYTEST_ARGS=-x.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -22,6 +22,9 @@ PORT ?= 8765
 # --production: no hot reload. In development mode a change to any watched file (abm/*.py)
 # makes solara re-import numpy, which fails ("cannot load module more than once per process").
 SOLARA_ARGS ?= --production --no-check-version
+# A closed tab frees its run at once; a page that just goes away (a laptop asleep, the Wi-Fi
+# gone) keeps its run this long, so it can reconnect and carry on (Solara's default is 24h).
+CULL_TIMEOUT ?= 1h
 TESTS ?= tests/
 PYTEST_ARGS ?=
 WORKERS ?= 2
@@ -80,7 +83,7 @@ chromium:
 	fi
 
 app: $(STAMP_APP)
-	$(PY) -m solara run app.py --host $(HOST) --port $(PORT) $(SOLARA_ARGS)
+	SOLARA_KERNEL_CULL_TIMEOUT=$(CULL_TIMEOUT) $(PY) -m solara run app.py --host $(HOST) --port $(PORT) $(SOLARA_ARGS)
 
 test: $(STAMP_ALL) chromium
 	$(PY) -m pytest -n $(WORKERS) $(TESTS) $(PYTEST_ARGS)

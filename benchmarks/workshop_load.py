@@ -328,6 +328,7 @@ async def close_session(s: Session, leave: str) -> None:
     if s.page is not None and leave == "close":
         try:
             await s.page.goto("about:blank")
+            await asyncio.sleep(1.0)  # a closed tab's beacon still goes out; give this one time to
         except Exception as exc:  # a page that already crashed still counts as closed
             s.problems.append(f"leaving the page failed: {exc}")
     if s.context is not None:
