@@ -438,7 +438,7 @@ def write_run(
                 d.rmdir()  # only if still empty
         if is_disk_full(exc):
             raise DiskFullError(
-                _disk_full_message(out_dir, writing, needed, free_bytes(out), had_run, exc.strerror)
+                _disk_full_message(out_dir, writing, needed, free_bytes(out), had_run, os.strerror(exc.errno))
             ) from None
         raise
     return out
@@ -449,7 +449,7 @@ def _disk_full_message(
 ) -> str:
     kept = "; the earlier run there is untouched" if had_run else ""
     return (
-        f"--out {out_dir}: the disk is full ({reason or 'not enough free space'}) writing {what}: "
+        f"--out {out_dir}: disk full ({reason or 'not enough free space'}) writing {what}: "
         f"the run needs {format_bytes(needed)}, {format_bytes(free)} free there; nothing was written{kept}; "
         "free some space (or choose another --out) and run again"
     )
