@@ -3,16 +3,18 @@
 Session A changes the effort budget and the seed, steps, fires an event and plays; session B,
 open on the same server all along, must still show its own week 0, its own defaults and its
 own seed, and each session's downloads (the scenario YAML and the weekly CSV) must describe
-that session's run only. Map uploads are not covered yet (the app has none at the time of
-writing).
+that session's run only. A map uploaded in one session is used there only, and a second
+session's own map does not replace it.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import networkx as nx
 import pandas as pd
 import pytest
 import yaml
@@ -25,6 +27,9 @@ pytestmark = pytest.mark.browser
 
 LOAD_TIMEOUT_MS = 60_000
 TIMEOUT_MS = 20_000
+UPLOAD_TIMEOUT_MS = 30_000
+MAP_PANEL = "Your own map (GraphML, GEXF, Kumu, PRSM, CSV)"
+CANVAS = ".cp-network canvas"
 DEFAULTS = default_settings()
 BUDGET = "Effort budget"
 A_SEED = 7
@@ -144,3 +149,39 @@ def test_a_session_never_sees_another_sessions_run(two_pages: tuple[Page, Page])
     expect(b.locator(".cp-sub")).to_contain_text(f"seed {DEFAULTS.seed}")
     assert week(a) == a_week
     expect(a.locator(".cp-sub")).to_contain_text(f"seed {A_SEED}")
+
+
+def upload(page: Page, path: Path) -> None:
+    """Pick a map file in the sidebar's map panel, as a user choosing it in the file dialog."""
+    page.get_by_text(MAP_PANEL).click()
+    page.locator(".cp-upload-input").set_input_files(str(path))
+
+
+def test_a_map_uploaded_in_one_session_stays_there(two_pages: tuple[Page, Page], tmp_path: Path) -> None:
+    a, b = two_pages
+    karate, path = tmp_path / "karate.graphml", tmp_path / "path.graphml"
+    nx.write_graphml(nx.karate_club_graph(), karate)
+    nx.write_graphml(nx.path_graph(10), path)
+
+    upload(a, karate)
+    expect(a.locator(".cp-map-summary")).to_contain_text("34 people", timeout=UPLOAD_TIMEOUT_MS)
+    expect(a.locator(CANVAS)).to_have_attribute("data-nodes", "34", timeout=TIMEOUT_MS)
+    click(a, "Step")
+    expect(a.locator(".cp-week")).to_have_text("Week 1", timeout=TIMEOUT_MS)
+
+    b.wait_for_timeout(500)
+    expect(b.locator(".cp-sub")).not_to_contain_text("on your map")
+    expect(b.locator(".cp-sub")).to_contain_text("2,005 people")
+    assert b.locator(CANVAS).get_attribute("data-nodes") == "2005"
+    expect(b.locator(".cp-map-summary")).to_have_count(0)
+    expect(b.get_by_text("karate.graphml", exact=False)).to_have_count(0)
+
+    # B's own map does not replace A's
+    upload(b, path)
+    expect(b.locator(".cp-map-summary")).to_contain_text("10 people", timeout=UPLOAD_TIMEOUT_MS)
+    expect(b.locator(".cp-sub")).to_contain_text("on your map path.graphml")
+    a.wait_for_timeout(500)
+    expect(a.locator(".cp-sub")).to_contain_text("on your map karate.graphml")
+    expect(a.locator(".cp-map-summary")).to_contain_text("34 people")
+    assert a.locator(CANVAS).get_attribute("data-nodes") == "34"
+    expect(a.locator(".cp-week")).to_have_text("Week 1")
