@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from abm.config import ACTIVITIES
-from abm.state import clip01, tie_kinds, ward_residents
+from abm.state import clip01, tie_kinds, ward_index, ward_residents
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -41,7 +41,8 @@ def culture_gate(model: CommonPurposeModel, idx: np.ndarray | slice = slice(None
     cfg = model.config.influence
     s = model.state
     base = clip01(s.culture[idx] * model.national_culture) ** cfg.culture_exponent
-    q = np.maximum(s.insight[idx], model.ward_insight[s.ward[idx]])
+    ward = ward_index(model)[idx] if isinstance(idx, slice) else s.ward[idx]
+    q = np.maximum(s.insight[idx], model.ward_insight[ward])
     return base + (1.0 - base) * cfg.insight_effect * q
 
 
@@ -156,7 +157,7 @@ def insight(model: CommonPurposeModel, share: float) -> None:
         model.ward_insight += spec.ward_gain * np.minimum(touched / residents, 1.0) * (1.0 - model.ward_insight)
         np.minimum(model.ward_insight, 1.0, out=model.ward_insight)
     # insight keeps narrowing misalignment where it is held, and fades unless renewed
-    q = np.maximum(s.insight, model.ward_insight[s.ward])
+    q = np.maximum(s.insight, model.ward_insight[ward_index(model)])
     s.culture += spec.culture_shift * q * (1.0 - s.culture)
     s.insight *= 1.0 - spec.decay
     model.ward_insight *= 1.0 - spec.decay

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from abm.state import clip01, ward_residents
+from abm.state import clip01, ward_index, ward_residents
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -120,7 +120,7 @@ def results_signal(model: CommonPurposeModel) -> np.ndarray:
     base = np.maximum(model.ward_inactive_baseline, 1e-9)
     by_ward = clip01((model.ward_inactive_baseline - inactive) / base)
     overall = float(np.clip((model.inactive_baseline - inactive.mean()) / max(model.inactive_baseline, 1e-9), 0, 1))
-    return (0.5 * by_ward + 0.5 * overall)[s.ward]
+    return (0.5 * by_ward + 0.5 * overall)[ward_index(model)]
 
 
 def feedback(model: CommonPurposeModel) -> None:

@@ -40,10 +40,8 @@ def exposure(model: CommonPurposeModel, who: np.ndarray | slice = slice(None)) -
 
 
 def _resident_rates(model: CommonPurposeModel) -> np.ndarray:
-    """Per resident, baseline uptake by class: columns inactive->fairly, fairly->active, active (0)."""
-    rates = np.zeros((model.resident_index.size, 3))
-    rates[:, :2] = model.uptake_rates[model.state.ward[model.resident_index]]
-    return rates
+    """Per resident, baseline uptake: row 0 inactive->fairly active, row 1 fairly->active."""
+    return np.ascontiguousarray(model.uptake_rates[model.state.ward[model.resident_index]].T)
 
 
 def move_classes(model: CommonPurposeModel) -> None:
@@ -61,8 +59,8 @@ def move_classes(model: CommonPurposeModel) -> None:
     gate = 1.0 - cfg.culture_weight * (1.0 - s.culture[res] * model.national_culture)
     uplift = cfg.professional_effect * pro * gate * (1.0 + cfg.peer_effect * peers)
     cls = s.pa_class[res]
-    rows = np.arange(res.size)
-    up = (model.fixed("resident_rates", _resident_rates)[rows, cls] + uplift) * (cls < 2)
-    down = np.array([0.0, cfg.relapse_fairly, cfg.relapse_active])[cls] * (1.0 - cfg.protection * pro)
+    rates = model.fixed("resident_rates", _resident_rates)
+    up = (np.where(cls == 0, rates[0], rates[1]) + uplift) * (cls < 2)
+    down = np.array([0.0, cfg.relapse_fairly, cfg.relapse_active])[cls.astype(np.intp)] * (1.0 - cfg.protection * pro)
     r = model.rng.random(res.size)
     s.pa_class[res] = cls + (r < up) - ((r >= up) & (r < up + down))

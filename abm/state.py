@@ -41,7 +41,7 @@ class _Part:
         cols = np.concatenate([ev, eu])
         indptr = np.empty(n + 1, dtype=np.int32)
         indices = np.empty(2 * m, dtype=np.int32)
-        slot = np.empty(2 * m, dtype=np.int32 if 2 * m < 2**31 else np.int64)
+        slot = np.empty(2 * m, dtype=np.intp)  # intp: fancy indexing with other integer types is slower
         # linear-time counting sort into rows, then columns sorted within each row, carrying slots
         # (slot s < m is tie lo + s seen from eu, s >= m the same tie lo + s - m seen from ev)
         _sparsetools.coo_tocsr(n, n, 2 * m, rows, cols, np.arange(2 * m, dtype=slot.dtype), indptr, indices, slot)
@@ -452,6 +452,11 @@ def clip01(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """`x` clipped to [0, 1], like `np.clip` without its Python-level overhead (-0.0 becomes 0.0)."""
     r = np.maximum(x, 0.0, out=out)
     return np.minimum(r, 1.0, out=r)
+
+
+def ward_index(model: CommonPurposeModel) -> np.ndarray:
+    """Everyone's ward as `np.intp`: indexing with it is several times faster than with int16."""
+    return model.fixed("ward_index", lambda m: m.state.ward.astype(np.intp))
 
 
 def ward_residents(model: CommonPurposeModel) -> np.ndarray:
