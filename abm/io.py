@@ -287,17 +287,27 @@ def _replace_files(tmp: Path, out: Path) -> None:
 
 def _move_into_place(tmp: Path, out: Path) -> None:
     """Make the complete run in `tmp` appear as `out`, in one step wherever the system allows."""
+    # Where a directory cannot be renamed or swapped (a mount point, EBUSY/EXDEV; no renameat2),
+    # fall back to replacing file by file.
+    fallback = (errno.ENOTEMPTY, errno.EEXIST, errno.EBUSY, errno.EXDEV, errno.ENOTDIR)
     try:
         os.rename(tmp, out)  # `out` missing (or an empty directory): atomic
         _fsync_dir(out.parent)
         return
     except OSError as exc:
-        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+        if exc.errno not in fallback or not out.is_dir():
             raise
-    if (out / META_FILE).is_file() and _link_extras(out, tmp) and _exchange(tmp, out):
-        _fsync_dir(out.parent)
-        shutil.rmtree(tmp)  # the earlier run, now under the temporary name
-        return
+    if (out / META_FILE).is_file() and _link_extras(out, tmp):
+        try:
+            swapped = _exchange(tmp, out)
+        except OSError as exc:
+            if exc.errno not in fallback:
+                raise
+            swapped = False
+        if swapped:
+            _fsync_dir(out.parent)
+            shutil.rmtree(tmp)  # the earlier run, now under the temporary name
+            return
     for name in os.listdir(tmp):  # undo _link_extras (if it ran) before the fallback
         if name not in DATA_FILES and name != META_FILE:
             target = tmp / name
@@ -395,7 +405,8 @@ def write_run(
     """
     from abm.mapio import people_frame, ties_frame
 
-    out = check_out_dir(out_dir)
+    given = check_out_dir(out_dir)
+    out = given.resolve() if given.is_symlink() else given  # write where the link points
     # Serialise everything first: the size is known before the disk is touched, and nothing
     # half-serialised ever reaches it.
     files = {
@@ -441,7 +452,7 @@ def write_run(
                 _disk_full_message(out_dir, writing, needed, free_bytes(out), had_run, os.strerror(exc.errno))
             ) from None
         raise
-    return out
+    return given
 
 
 def _disk_full_message(

@@ -80,14 +80,14 @@ def sha(path: Path) -> str:
 # --- checks ----------------------------------------------------------------------------------------------
 
 
-def assert_absent_or_complete(out: Path) -> str | None:
+def assert_absent_or_complete(out: Path, others: tuple[str, ...] = ()) -> str | None:
     """`out` is missing, or one complete run: every file, each matching run.json's SHA-256.
 
     Returns the run's seed (None if there is no run directory). Anything else beside `out`
-    must be a temporary directory named `.NAME.tmp-PID`.
+    must be a temporary directory named `.NAME.tmp-PID` (or be named in `others`).
     """
     for other in out.parent.iterdir():
-        if other != out:
+        if other != out and other.name not in others:
             assert TEMP.match(other.name) and TEMP.match(other.name)["name"] == out.name, other
     if not out.exists():
         return None
@@ -655,3 +655,47 @@ def test_sigkill_of_a_dask_worker(reference: Path, spec: Path, tmp_path: Path) -
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+# --- abm run: where the output directory already exists ------------------------------------------------------
+
+
+def run_small(out: Path, seed: int) -> int:
+    return main(["run", "south_tees", "--seed", str(seed), *SMALL, "--out", str(out)])
+
+
+def test_rerun_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to("real")
+    assert run_small(tmp_path / "link", 3) == 0
+    assert run_small(tmp_path / "link", 1) == 0
+    assert (tmp_path / "link").is_symlink() and os.readlink(tmp_path / "link") == "real"
+    assert assert_absent_or_complete(tmp_path / "real", others=("link",)) == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+@pytest.mark.parametrize("swap", [True, False], ids=["swapped", "file-by-file"])
+def test_rerun_keeps_other_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swap: bool) -> None:
+    """Over an earlier run, with or without an atomic directory swap: the new run, the user's files kept."""
+    out = tmp_path / "out"
+    assert run_small(out, 3) == 0
+    (out / "notes.txt").write_text("mine")
+    (out / "exports").mkdir()
+    (out / "exports" / "net.graphml").write_text("<graphml/>")
+    if not swap:  # as on a system without renameat2
+        monkeypatch.setattr(abm.io, "_exchange", lambda a, b: False)
+    assert run_small(out, 1) == 0
+    assert assert_absent_or_complete(out) == "1"
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "exports" / "net.graphml").read_text() == "<graphml/>"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_run_into_a_directory_of_other_files(tmp_path: Path) -> None:
+    """A non-empty directory that holds no run: the run's files are added, the others left alone."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "README").write_text("hello")
+    assert run_small(out, 1) == 0
+    assert assert_absent_or_complete(out) == "1"
+    assert (out / "README").read_text() == "hello"
