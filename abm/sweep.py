@@ -1556,10 +1556,13 @@ def _loop(
     pending = iter(todo)
     in_flight: dict[Any, PlannedRun] = {}
     # Runs lost with a worker. A dying local worker breaks the whole pool, so every run in
-    # flight is lost with it: each is retried alone, which finishes the innocent ones and
-    # pins the blame on a run that kills its worker.
+    # flight is lost with it. Lost once (a kill, a one-off), a run goes back in the queue; lost
+    # again, it is retried alone, which finishes the innocent ones and pins the blame on a run
+    # that kills its worker.
+    again: collections.deque[PlannedRun] = collections.deque()
     retry: collections.deque[PlannedRun] = collections.deque()
     alone: set[Any] = set()
+    lost: dict[str, int] = {}
     lost_alone: dict[str, int] = {}
 
     def task_for(run: PlannedRun) -> dict[str, Any]:
@@ -1572,6 +1575,10 @@ def _loop(
             "params": {n: _jsonable(v) for n, v in zip(sweep.names, sweep.points[run.point], strict=True)},
         }
 
+    def drain(runs: collections.deque[PlannedRun]) -> Iterator[PlannedRun]:
+        while runs:
+            yield runs.popleft()
+
     def fill() -> None:
         if retry:
             if not in_flight:  # let the others drain, then one at a time
@@ -1580,7 +1587,7 @@ def _loop(
                 in_flight[handle] = run
                 alone.add(handle)
             return
-        for run in itertools.islice(pending, max(window - len(in_flight), 0)):
+        for run in itertools.islice(itertools.chain(drain(again), pending), max(window - len(in_flight), 0)):
             in_flight[backend.submit(task_for(run))] = run
 
     broken_streak = 0
@@ -1597,10 +1604,11 @@ def _loop(
                 broken_streak += 1
                 if broken_streak > 3 * max(window, 1) + MAX_LOST_ALONE:
                     raise RuntimeError(f"workers keep dying ({error}); stopping the sweep") from None
+                lost[run.run_id] = lost.get(run.run_id, 0) + 1
                 if was_alone:
                     lost_alone[run.run_id] = lost_alone.get(run.run_id, 0) + 1
                 if lost_alone.get(run.run_id, 0) < MAX_LOST_ALONE:
-                    retry.append(run)
+                    (again if lost[run.run_id] == 1 else retry).append(run)
                     result.requeued += 1
                     continue
                 res = {"ok": False, "run_id": run.run_id, "worker": "?", "error": error, "traceback": ""}

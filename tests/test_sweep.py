@@ -301,8 +301,8 @@ def test_failing_run_is_logged_and_retried(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_crashed_worker_does_not_stop_the_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A run that kills its worker process: the pool is restarted, the runs lost with it are retried
-    one at a time, so the others all finish and only the culprits (tried alone twice) fail."""
+    """A run that kills its worker process: the pool is restarted and the runs lost with it retried,
+    then alone, so the others all finish and only the culprits (lost alone twice) fail."""
     marker = tmp_path / "crash-now"
     marker.touch()
     monkeypatch.setenv("ABM_TEST_FAIL_FILE", str(marker))
