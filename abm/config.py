@@ -43,6 +43,8 @@ BOOL_AS_NUMBER = "bool_as_number"
 Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 NonNeg = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+#: Effort units per action: a floor, since the weekly actions are the budget divided by the cost.
+Cost = Annotated[float, Field(ge=0.01, le=1e6, allow_inf_nan=False)]
 
 
 class ConfigError(ValueError):
@@ -264,14 +266,14 @@ class EffortSpec(Strict):
 
 class EngagementSpec(Strict):
     enabled: bool = True
-    cost: Positive = 1.0
+    cost: Cost = 1.0
     vision_gain: Unit = Field(0.3, description="move towards full vision on first contacts")
     new_ties: bool = Field(True, description="engagement starts a relationship (a new tie)")
 
 
 class InsightSpec(Strict):
     enabled: bool = True
-    cost: Positive = 2.0
+    cost: Cost = 2.0
     gain: Unit = Field(0.5, description="rise in the pilot's insight into a person per contact")
     ward_gain: NonNeg = Field(2.0, description="rise in ward insight per contact, times contacts/residents")
     culture_shift: Unit = Field(0.01, description="weekly narrowing of cultural misalignment at full insight")
@@ -280,7 +282,7 @@ class InsightSpec(Strict):
 
 class CollaborativeSpec(Strict):
     enabled: bool = True
-    cost: Positive = 2.0
+    cost: Cost = 2.0
     trust_gain: Unit = 0.15
     value_gain: Unit = 0.1
     brokered_share: Unit = Field(0.3, description="share of projects brokered across sectors")
@@ -289,7 +291,7 @@ class CollaborativeSpec(Strict):
 
 class LeadershipSpec(Strict):
     enabled: bool = True
-    cost: Positive = 3.0
+    cost: Cost = 3.0
     structure_gain: Unit = Field(0.03, description="structural shift per session towards the national cap")
     value_gain: Unit = 0.05
     trust_gain: Unit = Field(0.1, description="rise in trust between the two leaders of a session")
@@ -298,10 +300,16 @@ class LeadershipSpec(Strict):
 
 class EmbeddingSpec(Strict):
     enabled: bool = True
-    cost: Positive = 8.0
+    cost: Cost = 8.0
     success: Unit = Field(0.5, description="chance an attempt embeds a process, at full commitment")
     structure_gain: Unit = Field(0.03, description="structural shift per embedded process")
-    legacy_half: Positive = Field(3.0, description="legacy scale: legacy = 1 - exp(-processes / legacy_half)")
+    legacy_half: float = Field(
+        3.0,
+        ge=0.01,
+        le=1000,
+        allow_inf_nan=False,
+        description="legacy scale: legacy = 1 - exp(-processes / legacy_half)",
+    )
 
 
 class ActivitiesSpec(Strict):
@@ -517,6 +525,8 @@ class Config(Strict):
             raise ValueError(f"communities: resident shares sum to {share:.3f}, more than 1")
         if self.network.generator != "south_tees" and self.initial.adopters > self.network.agents:
             raise ValueError(f"initial.adopters = {self.initial.adopters}: more than the {self.network.agents} agents")
+        if not self.network.source and self.agent_count() == 0:  # every weekly mean would be 0 / 0
+            raise ValueError("the population is empty: set population.residents or an organisation's count above 0")
         if self.agent_count() > MAX_AGENTS:
             raise ValueError(
                 f"the population would be {self.agent_count():,} agents, more than the {MAX_AGENTS:,} allowed"

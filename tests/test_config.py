@@ -6,6 +6,8 @@ import pytest
 
 from abm.config import ConfigError, load_config, parse_override, presets
 
+ORGANISATIONS = list(load_config("south_tees").organisations)
+
 
 def test_every_preset_loads_and_default_is_about_2000_agents():
     names = presets()
@@ -54,6 +56,10 @@ def test_digest_ignores_seed_but_not_parameters():
         (["population.staff_scale=10000"], "more than the 2,000,000 allowed"),
         (["effort.ward_targeting.atlantis=2"], "unknown ward 'atlantis'"),
         (["roles.gp.staff=false"], "exactly one role must have staff: false"),
+        (
+            ["population.residents=0", *(f"organisations.{o}.count=0" for o in ORGANISATIONS)],
+            "the population is empty",
+        ),
     ],
 )
 def test_bad_values_give_one_line_naming_the_key(overrides, fragment):
