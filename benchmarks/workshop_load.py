@@ -17,9 +17,11 @@ What it measures:
 - **update latency** (the headline figure): for every week w of every session, the time from
   the moment the server's model finished computing week w (a probe in the server, switched on
   by `CP_STEP_TRACE`, see `abm.app.testing.trace_steps`) to the moment that session's page
-  shows "Week w" in its header (a MutationObserver in the page). Both clocks are this machine's
-  wall clock; the browser's offset is measured and removed. It covers building the page's
-  view of the run, rendering it, the websocket, and the browser applying the update.
+  shows it: its header reads "Week w" (or later) AND its network canvas has finished painting
+  week w (or later), both seen by a MutationObserver in the page. Both clocks are this
+  machine's wall clock; the browser's offset is measured and removed. It covers building the
+  page's view of the run, rendering it on the server, the websocket, and the browser applying
+  and painting the update. The header alone is also given ("header only").
 - **week interval**: the time between two consecutive weeks shown in a page; with Play at S
   weeks per second it cannot be below 1/S (the app paces itself by drawing, so an overloaded
   server plays slower rather than piling up). Also given as weeks per second per session.
@@ -78,20 +80,32 @@ FIRST_SEED = 101
 SAMPLE_EVERY_S = 0.5
 WARM_SETTLE_S = 8.0
 
-#: Record (week, wall-clock ms) each time the header's week changes; runs once per page.
+#: Record (week, wall-clock ms) each time the header's week text changes, and each time the
+#: network canvas finishes painting a new week (network.vue sets data-week after drawing).
 OBSERVE_JS = """() => {
     if (window.__cpWeeks) return;
     window.__cpWeeks = [];
-    let last = null;
+    window.__cpPaints = [];
+    let lastText = null, lastPaint = null;
     const read = () => {
+        const now = performance.timeOrigin + performance.now();
         const el = document.querySelector('.cp-week');
         const text = el ? el.textContent.trim() : '';
-        if (text === last) return;
-        last = text;
-        const m = /^Week (\\d+)$/.exec(text);
-        if (m) window.__cpWeeks.push([Number(m[1]), performance.timeOrigin + performance.now()]);
+        if (text !== lastText) {
+            lastText = text;
+            const m = /^Week (\\d+)$/.exec(text);
+            if (m) window.__cpWeeks.push([Number(m[1]), now]);
+        }
+        const canvas = document.querySelector('.cp-network canvas');
+        const painted = canvas ? canvas.dataset.week : undefined;
+        if (painted !== undefined && painted !== lastPaint) {
+            lastPaint = painted;
+            window.__cpPaints.push([Number(painted), now]);
+        }
     };
-    new MutationObserver(read).observe(document.body, {subtree: true, childList: true, characterData: true});
+    new MutationObserver(read).observe(document.body, {
+        subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['data-week'],
+    });
     read();
 }"""
 WEEK_IS_JS = "w => { const e = document.querySelector('.cp-week'); return e && e.textContent.trim() === 'Week ' + w; }"
@@ -216,7 +230,8 @@ class Session:
     page: Page | None = None
     load_s: float = float("nan")
     clock_offset_ms: float = 0.0
-    weeks: list[tuple[int, float]] = field(default_factory=list)  # (week, server-clock seconds)
+    weeks: list[tuple[int, float]] = field(default_factory=list)  # header: (week, server-clock seconds)
+    paints: list[tuple[int, float]] = field(default_factory=list)  # canvas painted: (week, seconds)
     outside: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
@@ -307,8 +322,8 @@ async def play(s: Session, weeks: int, timeout_ms: float) -> None:
     if await pause.count():
         await pause.click()
     s.counting = False
-    raw = await page.evaluate("() => window.__cpWeeks")
-    s.weeks = [(int(w), (ms - s.clock_offset_ms) / 1000.0) for w, ms in raw]
+    raw = await page.evaluate("() => [window.__cpWeeks, window.__cpPaints]")
+    s.weeks, s.paints = ([(int(w), (ms - s.clock_offset_ms) / 1000.0) for w, ms in part] for part in raw)
     sub = await page.locator(".cp-sub").inner_text()
     if f"seed {s.seed}" not in sub:
         s.problems.append(f"the header shows another seed: {sub!r}")
@@ -349,6 +364,11 @@ def read_trace(path: Path) -> tuple[dict[tuple[int, int], dict[str, float]], lis
                 else:
                     steps[(row["seed"], row["week"])] = row
     return steps, census
+
+
+def first_at_least(seen: list[tuple[int, float]], week: int) -> float | None:
+    """When the page first showed `week` or a later one (a busy page may skip a week), or None."""
+    return next((t for w, t in seen if w >= week), None)
 
 
 def server_errors(log: Path) -> list[str]:
@@ -400,17 +420,25 @@ async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace:
 
     steps, census = read_trace(trace)
     latency, interval, rates, model_ms, redraw_ms, step_cpu_ms, kb_per_week = [], [], [], [], [], [], []
-    msgs_in, msgs_out = [], []
+    msgs_in, msgs_out, header_latency = [], [], []
     weeks_done = 0
     for s in sessions:
         shown = [(w, t) for w, t in s.weeks if 1 <= w <= args.weeks]  # Pause may land one week late
-        weeks_done += len(shown)
-        for w, t in shown:
+        for w in range(1, args.weeks + 1):
+            header = first_at_least(s.weeks, w)
+            if header is None:
+                break  # the session stopped before week w (reported as a problem by `play`)
+            weeks_done += 1
             row = steps.get((s.seed, w))
             if row is None:
                 s.problems.append(f"week {w} was shown but the server has no record of stepping it")
                 continue
-            latency.append(1000.0 * (t - row["t1"]))
+            painted = first_at_least(s.paints, w)
+            if painted is None:
+                s.problems.append(f"the network canvas never painted week {w}")
+                continue
+            latency.append(1000.0 * (max(header, painted) - row["t1"]))
+            header_latency.append(1000.0 * (header - row["t1"]))
             model_ms.append(1000.0 * (row["t1"] - row["t0"]))
             redraw_ms.append(1000.0 * (row["t2"] - row["t1"]))
             step_cpu_ms.append(1000.0 * row["cpu"])
@@ -447,6 +475,7 @@ async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace:
         "page_load_s": summary([s.load_s for s in ready]),
         "play_wall_s": play_s,
         "update_latency_ms": summary(latency),
+        "header_latency_ms": summary(header_latency),
         "week_interval_ms": summary(interval),
         "weeks_per_s_per_session": summary(rates),
         "server_model_step_ms": summary(model_ms),
@@ -503,6 +532,7 @@ def table(r: dict[str, Any]) -> str:
         f"(all opened at once; all ready after {r['open_all_s']:.1f} s)",
         "                                p50      p95      max",
         f"update latency (ms)        {ms('update_latency_ms')}",
+        f"  header only (ms)         {ms('header_latency_ms')}",
         f"week interval (ms)         {ms('week_interval_ms')}",
         f"server: model step (ms)    {ms('server_model_step_ms')}",
         f"server: redraw (ms)        {ms('server_redraw_ms')}",
