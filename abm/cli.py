@@ -46,7 +46,16 @@ from pathlib import Path
 from typing import NoReturn
 
 from abm import validate
-from abm.config import MAX_AGENTS, Config, ConfigError, load_config, presets, resolve_path
+from abm.config import (
+    MAX_AGENTS,
+    Config,
+    ConfigError,
+    load_config,
+    memory_estimate,
+    presets,
+    refuse_over_memory,
+    resolve_path,
+)
 from abm.io import DATA_FILES, META_FILE, OutputError, check_out_dir, write_run
 from abm.mapio import FORMATS, SUFFIX_FORMATS, MapWarning
 
@@ -279,6 +288,8 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from abm.bench import bench
 
+    # before calibrating (which builds networks at the asked degree): agents and their ties, no outputs
+    refuse_over_memory(memory_estimate(args.agents, args.agents * args.degree / 2), "--agents or --degree")
     result = bench(args.agents, args.degree, args.steps, seed=args.seed)
     print(json.dumps(result))
     return EXIT_OK

@@ -869,10 +869,12 @@ class MemoryEstimate:
 
     def describe(self) -> str:
         """E.g. 'about 2.3 GB (282,197 agents, about 2,900,000 ties, 890,240 group-weeks of outputs)'."""
-        return (
-            f"about {_size(self.bytes)} ({self.agents:,} agents, about {self.ties:,} ties, "
-            f"{self.group_weeks:,} group-weeks of outputs, {self.contacts_per_week:,} activity contacts a week)"
-        )
+        parts = [f"{self.agents:,} agents", f"about {self.ties:,} ties"]
+        if self.group_weeks:
+            parts.append(f"{self.group_weeks:,} group-weeks of outputs")
+        if self.contacts_per_week:
+            parts.append(f"{self.contacts_per_week:,} activity contacts a week")
+        return f"about {_size(self.bytes)} ({', '.join(parts)})"
 
 
 def _size(n_bytes: float) -> str:
@@ -940,14 +942,19 @@ def estimate_memory(cfg: Config) -> MemoryEstimate:
         "organisation": orgs,
     }
     group_weeks = sum(groups[k] for k in cfg.output.groups) * (cfg.steps + 1)
+    return memory_estimate(agents, ties, group_weeks, contacts)
+
+
+def memory_estimate(agents: float, ties: float, group_weeks: float = 0, contacts_per_week: float = 0) -> MemoryEstimate:
+    """The peak memory of a run of these sizes (the measured bytes per item, see `BYTES_PER_AGENT`)."""
     total = (
         BYTES_FIXED
         + agents * BYTES_PER_AGENT
         + ties * BYTES_PER_TIE
         + group_weeks * BYTES_PER_GROUP_WEEK
-        + contacts * BYTES_PER_CONTACT
+        + contacts_per_week * BYTES_PER_CONTACT
     )
-    return MemoryEstimate(round(agents), round(ties), group_weeks, round(contacts), round(total))
+    return MemoryEstimate(round(agents), round(ties), round(group_weeks), round(contacts_per_week), round(total))
 
 
 def _meminfo_available() -> int | None:
@@ -1008,13 +1015,18 @@ def check_memory(cfg: Config) -> MemoryEstimate:
     Raises:
         ConfigError: one line naming the estimate, the limit and what to make smaller.
     """
-    est = estimate_memory(cfg)
+    return refuse_over_memory(estimate_memory(cfg))
+
+
+def refuse_over_memory(
+    est: MemoryEstimate, smaller: str = "the population, network degrees, effort budget, steps or group outputs"
+) -> MemoryEstimate:
+    """Raise ConfigError (one line: the estimate, the limit, what to make smaller) if `est` exceeds the limit."""
     limit = memory_limit()
     if limit is not None and est.bytes > limit[0]:
         raise ConfigError(
             f"the run would need {est.describe()} of memory, more than the {_size(limit[0])} {limit[1]}: "
-            f"make the population, network degrees, effort budget, steps or group outputs smaller "
-            f"(or set {MEMORY_LIMIT_ENV})"
+            f"make {smaller} smaller (or set {MEMORY_LIMIT_ENV})"
         )
     return est
 

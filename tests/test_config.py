@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from abm.config import ConfigError, load_config, parse_override, presets
+from abm.config import (
+    MEMORY_LIMIT_ENV,
+    ConfigError,
+    check_memory,
+    estimate_memory,
+    load_config,
+    memory_limit,
+    parse_override,
+    presets,
+)
 
 ORGANISATIONS = list(load_config("south_tees").organisations)
 
@@ -108,3 +117,42 @@ def test_extends_loop_is_reported(tmp_path):
     (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
     with pytest.raises(ConfigError, match="loop"):
         load_config(tmp_path / "a.yaml")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"population.residents": 3000, "steps": 20},
+        {"population.residents": 500, "population.staff_scale": 4, "network.resident_degree": 20, "steps": 10},
+        {"network.generator": "erdos_renyi", "network.agents": 2000, "network.mean_degree": 12, "steps": 5},
+        {"effort.budget": 5000, "effort.policy": "adaptive", "population.residents": 800, "steps": 10},
+    ],
+)
+def test_memory_estimate_covers_what_the_model_builds(overrides):
+    """The estimate counts at least the agents, ties and group rows a run really has (it is an upper end)."""
+    from abm import CommonPurposeModel
+
+    cfg = load_config("south_tees", overrides)
+    est = estimate_memory(cfg)
+    model = CommonPurposeModel(cfg, rng=1)
+    model.run()
+    assert est.agents == model.state.n
+    assert model.ties.count <= est.ties <= 4 * model.ties.count + 1000
+    groups = model.groups_frame()
+    rows = groups.groupby(["step", "group_kind", "group"]).ngroups
+    assert rows <= est.group_weeks
+    assert est.bytes > model.state.n * 100
+
+
+def test_memory_limit_comes_from_the_machine_or_the_variable(monkeypatch):
+    monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
+    cfg = load_config("south_tees")
+    limit = memory_limit()
+    assert limit is not None and limit[0] > 2**27 and "available" in limit[1]
+    assert check_memory(cfg).bytes < limit[0]
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "50")
+    assert memory_limit() == (50 * 2**20, f"set by {MEMORY_LIMIT_ENV}")
+    with pytest.raises(ConfigError, match=r"^south_tees: the run would need about \d+ MB .* than the 50 MB set by"):
+        load_config("south_tees")
+    with pytest.raises(ConfigError, match="more than the 50 MB"):
+        check_memory(cfg)

@@ -243,7 +243,7 @@ VALUE_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "memory_group_outputs": (
         "steps: 100000\npopulation: {staff_scale: 3000, residents: 1000}",
-        ("memory", "group-weeks", "available"),
+        ("memory", "available"),
     ),
 }
 
@@ -363,6 +363,15 @@ def test_memory_guard_acts_before_allocating(tmp_path: Path) -> None:
     assert_refused(rc, err, "TB", "available on this machine")
     assert peak < REFUSAL_PEAK_MB, peak
     assert not (tmp_path / "out").exists()
+
+
+def test_bench_is_refused_before_calibrating(capsys, monkeypatch) -> None:
+    """`abm bench` builds calibration networks at the asked degree: the guard comes first."""
+    import abm.bench
+
+    monkeypatch.setattr(abm.bench, "scaled_overrides", lambda *a: pytest.fail("calibrated a refused bench"))
+    rc = main(["bench", "--agents", "2000000", "--degree", "1000"])
+    assert_refused(rc, capsys.readouterr().err, "memory", "1,000,000,000 ties", "--agents or --degree")
 
 
 def test_memory_guard_lets_a_raised_limit_through(monkeypatch) -> None:
