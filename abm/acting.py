@@ -34,8 +34,11 @@ STAGE_LABELS = ("Unaware", "Engaged", "Subscribed", "Valuing", "Acting", "Common
 
 
 def _structure_slot(model: CommonPurposeModel) -> np.ndarray:
-    """Per person, where their structural alignment is read from in the table `_by_person` builds:
-    their organisation (staff), or n_org + 1 + ward (residents); n_org when neither (none)."""
+    """Per person, their row in the tables `_by_person` builds (fixed while nobody joins).
+
+    Staff read their organisation's row, residents row n_org + 1 + ward; staff without an
+    organisation read row n_org (the `none` value).
+    """
     s = model.state
     n_org = model.org_structure.size
     return np.where(s.staff, np.where(s.org >= 0, s.org, n_org), n_org + 1 + s.ward.astype(np.int64))
@@ -75,9 +78,9 @@ def acting_probability(model: CommonPurposeModel) -> np.ndarray:
     # structures and routines per organisation and ward, then one look-up per person
     per_org = clip01(model.org_structure) ** cfg.structure_exponent
     per_ward = clip01(_resident_structure(model)) ** cfg.structure_exponent
-    p_structure = _by_person(model, per_org, per_ward, np.clip(0.0, 0.0, 1.0) ** cfg.structure_exponent)
+    p_structure = _by_person(model, per_org, per_ward, 0.0)  # no organisation: 0 ** exponent
     routine_org = cfg.embedded_action * legacy(model)
-    routine = _by_person(model, routine_org, np.zeros(per_ward.size), cfg.embedded_action * 0.0)
+    routine = _by_person(model, routine_org, np.zeros(per_ward.size), 0.0)
     p = 1.0 - (1.0 - p_conscious * p_structure) * (1.0 - routine)
     keep = cfg.habit * s.acting * (p > 0)
     return 1.0 - (1.0 - p) * (1.0 - keep)
@@ -94,16 +97,15 @@ def update_ladder(model: CommonPurposeModel) -> None:
     s = model.state
     subscribed = s.vision >= lad.vision_threshold
     valued = s.value >= lad.value_threshold
-    held = subscribed & valued & s.acting
+    both = subscribed & valued
+    held = both & s.acting
     s.sustain += (held - s.sustain) / lad.sustain_weeks
     common = held & (s.sustain >= lad.sustain_level)
-    stage = np.zeros(s.n, dtype=np.int8)
-    stage[s.aware] = 1
-    stage[subscribed] = 2
-    stage[subscribed & valued] = 3
-    stage[s.acting] = 4
-    stage[common] = 5
+    # the highest rung whose condition holds (acting counts even without vision or value)
+    stage = np.where(subscribed, np.int8(2), s.aware.view(np.int8))
+    for code, reached in ((3, both), (4, s.acting), (5, common)):
+        stage = np.where(reached, np.int8(code), stage)
     model.stage = stage
     week = model.week
     for first, now in ((s.first_subscribed, subscribed), (s.first_valued, valued), (s.first_acting, s.acting)):
-        first[(first < 0) & now] = week
+        np.copyto(first, week, where=(first < 0) & now)

@@ -30,8 +30,11 @@ def baseline_rates(mixes: np.ndarray, relapse_fairly: float, relapse_active: flo
 
 
 def exposure(model: CommonPurposeModel, who: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
-    """Per person in `who` (default everyone): saturating exposure to acting professionals, and
-    the acting share of their resident ties."""
+    """Per person in `who` (default everyone): exposure to acting professionals, and peers.
+
+    Returns the saturating exposure 1 - exp(-trust-weighted acting professionals) and the acting
+    share of their resident ties.
+    """
     nb = model.snapshot()
     pro = 1.0 - np.exp(-nb[who, PRO_ACTING])
     residents = nb[who, RESIDENT]
