@@ -109,7 +109,7 @@ OBSERVE_JS = """() => {
     read();
 }"""
 WEEK_IS_JS = "w => { const e = document.querySelector('.cp-week'); return e && e.textContent.trim() === 'Week ' + w; }"
-REACHED_JS = "w => (window.__cpWeeks || []).some(x => x[0] >= w)"
+REACHED_JS = """w => [window.__cpWeeks, window.__cpPaints].every(seen => (seen || []).some(x => x[0] >= w))"""
 CLOCK_JS = "() => performance.timeOrigin + performance.now()"
 
 
@@ -376,47 +376,75 @@ def server_errors(log: Path) -> list[str]:
     return [line[:300] for line in lines if "Traceback" in line or " ERROR " in line or line.startswith("ERROR")]
 
 
+@dataclass
+class Round:
+    """One wave of participants: they open the app together, play, and leave."""
+
+    sessions: list[Session]
+    ready: list[Session]
+    open_s: float
+    play_s: float
+    server_cpu_s: float
+    browser_cpu_s: float
+    t_close: float
+
+
+async def one_round(args: argparse.Namespace, browser: Browser, url: str, sampler: MemorySampler, r: int) -> Round:
+    timeout_ms = args.timeout * 1000.0
+    # each round its own seeds, so the server's probe tells every session of every round apart
+    sessions = [Session(index=i, seed=FIRST_SEED + 1000 * r + i) for i in range(args.sessions)]
+    sampler.phase = f"opening-{r}"
+    t_open = time.perf_counter()
+    opened = await asyncio.gather(
+        *(open_session(browser, url, s, args.speed, timeout_ms) for s in sessions), return_exceptions=True
+    )
+    open_s = time.perf_counter() - t_open
+    for s, result in zip(sessions, opened, strict=True):
+        if isinstance(result, BaseException):
+            s.problems.append(f"could not open and prepare the page: {type(result).__name__}: {result}")
+    ready = [s for s, result in zip(sessions, opened, strict=True) if not isinstance(result, BaseException)]
+    print(
+        f"round {r + 1}: {len(ready)} of {len(sessions)} sessions ready after {open_s:.1f} s; "
+        f"playing {args.weeks} weeks",
+        flush=True,
+    )
+    sampler.phase = f"playing-{r}"
+    cpu0, browser0, t_play = sampler.cpu_s(), sampler.others_cpu_s(), time.perf_counter()
+    play_timeout = timeout_ms + 1000.0 * args.weeks * 3.0
+    await asyncio.gather(*(play(s, args.weeks, play_timeout) for s in ready))
+    play_s, cpu_play = time.perf_counter() - t_play, sampler.cpu_s() - cpu0
+    browser_play = sampler.others_cpu_s() - browser0
+    sampler.phase = f"closing-{r}"
+    t_close = time.time()
+    await asyncio.gather(*(close_session(s, args.leave) for s in sessions))
+    sampler.phase = f"after-{r}"
+    print(f"round {r + 1}: all pages closed; watching the server's memory for {args.settle:.0f} s", flush=True)
+    await asyncio.sleep(args.settle)
+    return Round(sessions, ready, open_s, play_s, cpu_play, browser_play, t_close)
+
+
 async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace: Path) -> dict[str, Any]:
     timeout_ms = args.timeout * 1000.0
-    sessions = [Session(index=i, seed=FIRST_SEED + i) for i in range(args.sessions)]
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         # one page opened and closed first: the server's lazy imports and caches are then loaded,
         # so the baseline is the idle server a workshop sees between participants
         sampler.phase = "warm-up"
-        warm = Session(index=-1, seed=FIRST_SEED)
+        warm = Session(index=-1, seed=FIRST_SEED - 1)
         await open_session(browser, url, warm, args.speed, timeout_ms)
         await close_session(warm, "close")
         await asyncio.sleep(WARM_SETTLE_S)
         sampler.phase = "warm"
         await asyncio.sleep(3.0)
-        sampler.phase = "opening"
-        t_open = time.perf_counter()
-        opened = await asyncio.gather(
-            *(open_session(browser, url, s, args.speed, timeout_ms) for s in sessions), return_exceptions=True
-        )
-        open_s = time.perf_counter() - t_open
-        for s, result in zip(sessions, opened, strict=True):
-            if isinstance(result, BaseException):
-                s.problems.append(f"could not open and prepare the page: {type(result).__name__}: {result}")
-        ready = [s for s, result in zip(sessions, opened, strict=True) if not isinstance(result, BaseException)]
-        print(
-            f"{len(ready)} of {len(sessions)} sessions ready after {open_s:.1f} s; playing {args.weeks} weeks",
-            flush=True,
-        )
-        sampler.phase = "playing"
-        cpu0, browser0, t_play = sampler.cpu_s(), sampler.others_cpu_s(), time.perf_counter()
-        play_timeout = timeout_ms + 1000.0 * args.weeks * 3.0
-        await asyncio.gather(*(play(s, args.weeks, play_timeout) for s in ready))
-        play_s, cpu_play = time.perf_counter() - t_play, sampler.cpu_s() - cpu0
-        browser_play = sampler.others_cpu_s() - browser0
-        sampler.phase = "closing"
-        t_close = time.time()
-        await asyncio.gather(*(close_session(s, args.leave) for s in sessions))
+        rounds = [await one_round(args, browser, url, sampler, r) for r in range(args.rounds)]
         await browser.close()
-    sampler.phase = "after"
-    print(f"all pages closed; watching the server's memory for {args.settle:.0f} s", flush=True)
-    await asyncio.sleep(args.settle)
+    sessions = [s for rnd in rounds for s in rnd.sessions]
+    ready = [s for rnd in rounds for s in rnd.ready]
+    open_s = statistics.median(rnd.open_s for rnd in rounds)
+    play_s = sum(rnd.play_s for rnd in rounds)
+    cpu_play = sum(rnd.server_cpu_s for rnd in rounds)
+    browser_play = sum(rnd.browser_cpu_s for rnd in rounds)
+    t_close = rounds[-1].t_close
 
     steps, census = read_trace(trace)
     latency, interval, rates, model_ms, redraw_ms, step_cpu_ms, kb_per_week = [], [], [], [], [], [], []
@@ -455,23 +483,36 @@ async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace:
     cold = statistics.median(sampler.of("idle")) if sampler.of("idle") else float("nan")
     baseline = statistics.median(sampler.of("warm")) if sampler.of("warm") else float("nan")
     peak = max(mb for _, mb, _ in sampler.samples)
-    tail = [mb for t, mb, p in sampler.samples if p == "after" and t >= time.time() - 5.0]
-    after = statistics.median(tail) if tail else float("nan")
+    per_round = []
+    for r in range(len(rounds)):
+        during = [mb for _, mb, p in sampler.samples if p.endswith(f"-{r}") and not p.startswith("after")]
+        settled = [(t, mb) for t, mb, p in sampler.samples if p == f"after-{r}"]
+        tail = [mb for t, mb in settled if t >= settled[-1][0] - 5.0] if settled else []
+        per_round.append(
+            {"peak": max(during, default=float("nan")), "after": statistics.median(tail) if tail else None}
+        )
+    after = per_round[-1]["after"] if per_round[-1]["after"] is not None else float("nan")
     live = [c for c in census if c["t"] >= t_close]
     gone_at = next((c["t"] - t_close for c in live if c["sessions"] == 0), None)
     freed_at = next(
-        (t - t_close for t, mb, p in sampler.samples if p == "after" and mb <= baseline + 0.1 * (peak - baseline)),
+        (
+            t - t_close
+            for t, mb, p in sampler.samples
+            if p.startswith("after") and t >= t_close and mb <= baseline + 0.1 * (peak - baseline)
+        ),
         None,
     )
     return {
-        "sessions": args.sessions,
+        "sessions": args.sessions * args.rounds,
+        "sessions_at_once": args.sessions,
+        "rounds": args.rounds,
         "sessions_ready": len(ready),
         "weeks": args.weeks,
         "speed_weeks_per_s": args.speed,
         "browsers": "one headless chromium, one context (and page) per session",
         "steps_done": weeks_done,
-        "steps_expected": args.sessions * args.weeks,
-        "open_all_s": open_s,
+        "steps_expected": args.sessions * args.rounds * args.weeks,
+        "open_all_s": open_s,  # median over rounds
         "page_load_s": summary([s.load_s for s in ready]),
         "play_wall_s": play_s,
         "update_latency_ms": summary(latency),
@@ -499,6 +540,7 @@ async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace:
             "after": after,
             "seconds_until_near_baseline": freed_at,
             "near_baseline_means": "baseline + 10% of (peak - baseline)",
+            "rounds": per_round,
             "settle_s": args.settle,
             "sessions_left_by": args.leave,
             "kernel_cull_timeout": args.cull_timeout,
@@ -523,8 +565,13 @@ def table(r: dict[str, Any]) -> str:
     freed = m["seconds_until_near_baseline"]
     o = r["server_objects"]
     gone = o["seconds_until_no_sessions"]
+    rounds = "; ".join(
+        f"round {i + 1}: peak {x['peak']:.0f}, after {x['after']:.0f}" for i, x in enumerate(m["rounds"]) if x["after"]
+    )
     rows = [
-        f"sessions                   {r['sessions_ready']} of {r['sessions']} ready, "
+        f"sessions                   {r['sessions_ready']} of {r['sessions']} ready"
+        + (f" ({r['rounds']} rounds of {r['sessions_at_once']} at once)" if r["rounds"] > 1 else "")
+        + ", "
         f"Play at {r['speed_weeks_per_s']} weeks/s",
         f"steps done                 {r['steps_done']} of {r['steps_expected']} ({r['weeks']} weeks each)",
         f"errors                     {r['errors']}",
@@ -546,6 +593,7 @@ def table(r: dict[str, Any]) -> str:
         f"server memory (MB)         baseline {m['baseline']:.0f}, peak {m['peak']:.0f}, "
         f"{m['settle_s']:.0f} s after closing {m['after']:.0f}"
         + (f" (near baseline after {freed:.0f} s)" if freed is not None else " (not back near baseline)"),
+        *([f"  by round (MB)            {rounds}"] if r["rounds"] > 1 else []),
         f"server kernels / sessions  peak {o['peak_kernels']} / {o['peak_sessions']}, at the end "
         f"{o['kernels_at_end']} / {o['sessions_at_end']}"
         + (f" (no session left {gone:.0f} s after closing)" if gone is not None else " (sessions still alive)"),
@@ -571,6 +619,12 @@ def main() -> None:
         type=duration_arg,
         default="20s",
         help="the server's SOLARA_KERNEL_CULL_TIMEOUT (default 20s)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=1,
+        help="waves of N sessions, one after another (2 or more shows whether memory is reused or leaks)",
     )
     parser.add_argument(
         "--leave",
