@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 import annotated_types as at
 import numpy as np
 import pytest
+import yaml
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -247,6 +248,8 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
     for leaf in chosen:
         set_path(data, leaf.path, draw(valid_value(leaf)))
     data["steps"] = draw(st.integers(1, CAPS["steps"]))
+    if draw(st.booleans()):
+        reshape(draw, data)
     for ward in data["wards"].values():
         if draw(st.booleans()):
             mix = draw(st.permutations([draw(st.floats(0, 1)), draw(st.floats(0, 1)), draw(st.floats(1e-3, 1))]))
@@ -262,6 +265,49 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
         data["events"] = draw(events(data["steps"], staff_roles, list(data["wards"])))
     data["seed"] = draw(st.integers(0, 2**32))
     return data
+
+
+def reshape(draw: st.DrawFn, data: dict[str, Any]) -> None:
+    """Change who is in the system: drop wards, organisations and communities, add a staff role."""
+    wards = list(data["wards"])
+    keep = draw(st.lists(st.sampled_from(wards), min_size=1, max_size=len(wards), unique=True))
+    data["wards"] = {w: data["wards"][w] for w in keep}
+    data["effort"]["ward_targeting"] = {w: v for w, v in data["effort"]["ward_targeting"].items() if w in keep}
+    orgs = list(data["organisations"])
+    data["organisations"] = {
+        o: data["organisations"][o] for o in draw(st.lists(st.sampled_from(orgs), max_size=len(orgs), unique=True))
+    }
+    for org in data["organisations"].values():
+        if org.get("wards", "all") != "all":
+            org["wards"] = [w for w in org["wards"] if w in keep] or "all"
+    coms = list(data["communities"])
+    data["communities"] = {
+        c: data["communities"][c] for c in draw(st.lists(st.sampled_from(coms), max_size=len(coms), unique=True))
+    }
+    if draw(st.booleans()):  # a new role, working in a new kind of organisation
+        level = draw(st.integers(0, 5))
+        data["roles"]["navigator"] = {
+            "level": level,
+            "influence": draw(st.floats(0, 10)),
+            "skills": draw(st.floats(0, 1)),
+            "resident_contact": draw(st.floats(0, 5)),
+        }
+        data["organisations"]["hub"] = {
+            "sector": draw(st.sampled_from(["health", "community", "hub"])),
+            "count": draw(st.integers(0, 3)),
+            "staff": {"navigator": draw(st.integers(0, 8))},
+            "wards": draw(st.one_of(st.just("all"), st.lists(st.sampled_from(keep), min_size=1, unique=True))),
+            "serves_residents": draw(st.booleans()),
+        }
+
+
+def _has(data: dict[str, Any], path: tuple[str, ...]) -> bool:
+    """True if the section at `path` is in `data` (a dropped ward, organisation or community is not)."""
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return isinstance(data, dict)
 
 
 def _copy(data: Any) -> Any:
@@ -409,21 +455,20 @@ def _bad_values(leaf: Leaf) -> list[tuple[Any, str]]:
 
 @st.composite
 def perturbations(draw: st.DrawFn) -> tuple[dict[str, Any], Perturbation]:
-    """A valid config with exactly one thing wrong: a bad value for one leaf, or an unknown key."""
+    """A valid config and one thing to break in it: a bad value for one leaf, or an unknown key."""
     data = draw(valid_configs())
     if draw(st.integers(0, 9)) == 0:
-        section = draw(st.sampled_from(SECTIONS))
-        node = data
-        for part in section:
-            node = node.setdefault(part, {})
-        node["zz_unknown"] = 1
+        section = draw(st.sampled_from([sec for sec in SECTIONS if _has(data, sec)]))
         return data, Perturbation((*section, "zz_unknown"), 1, "unknown key")
-    leaf = draw(st.sampled_from(LEAVES))
+    leaf = draw(st.sampled_from([leaf for leaf in LEAVES if _has(data, leaf.path[:-1])]))
     value, why = draw(st.sampled_from(_bad_values(leaf)))
-    if leaf.optional and value is None:
-        assume(False)
-    set_path(data, leaf.path, value)
     return data, Perturbation(leaf.path, value, why)
+
+
+def assert_one_line_naming(err: pytest.ExceptionInfo[ConfigError], bad: Perturbation) -> None:
+    message = str(err.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert f"'{'.'.join(bad.path)}" in message, (bad, message)
 
 
 #: Every schema section (a model, so unknown keys are errors), the top level included.
@@ -434,9 +479,18 @@ SECTIONS = sorted({leaf.path[:-1] for leaf in LEAVES if leaf.in_section})
 @given(perturbations())
 def test_rejected_configs_get_one_line_naming_the_key(case: tuple[dict[str, Any], Perturbation]) -> None:
     data, bad = case
+    set_path(data, bad.path, bad.value)
     with pytest.raises(ConfigError) as err:
         load_config(data)
-    message = str(err.value)
-    assert "\n" not in message and "Traceback" not in message
-    dotted = ".".join(bad.path)
-    assert f"'{dotted}" in message, (bad, message)
+    assert_one_line_naming(err, bad)
+
+
+@INVALID
+@given(perturbations())
+def test_rejected_set_values_get_one_line_naming_the_key(case: tuple[dict[str, Any], Perturbation]) -> None:
+    """The same through `--set dotted.key=value`, the value written as YAML (as on the command line)."""
+    data, bad = case
+    text = yaml.safe_dump(bad.value, default_flow_style=True).removesuffix("\n").removesuffix("\n...")
+    with pytest.raises(ConfigError) as err:
+        load_config(data, [f"{'.'.join(bad.path)}={text}"])
+    assert_one_line_naming(err, bad)
