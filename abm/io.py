@@ -311,7 +311,10 @@ def _move_into_place(tmp: Path, out: Path) -> None:
     for name in os.listdir(tmp):  # undo _link_extras (if it ran) before the fallback
         if name not in DATA_FILES and name != META_FILE:
             target = tmp / name
-            shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
     _replace_files(tmp, out)
 
 
