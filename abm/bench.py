@@ -144,6 +144,7 @@ def bench(agents: int, degree: float, steps: int, seed: int = 1) -> dict[str, An
     Returns:
         agents and edges actually built (ties at week 0), their mean degree, steps, build_s
         (config to ready model, as `model.build_seconds`), seconds_per_step (median over steps),
+        cpu_seconds_per_step (median process CPU time per step: less affected by a busy machine),
         step_s_total (all steps), agent_steps_per_s (agents / seconds_per_step) and peak_rss_mb (this process).
     """
     from abm.model import CommonPurposeModel
@@ -151,11 +152,12 @@ def bench(agents: int, degree: float, steps: int, seed: int = 1) -> dict[str, An
     overrides = scaled_overrides(agents, degree)
     model = CommonPurposeModel("south_tees", rng=seed, overrides=overrides, steps=max(steps, 1))
     n, edges = model.state.n, model.ties.count
-    times = []
+    times, cpu = [], []
     for _ in range(steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         model.step()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     per_step = float(np.median(times)) if times else float("nan")
     return {
         "agents": int(n),
@@ -164,6 +166,7 @@ def bench(agents: int, degree: float, steps: int, seed: int = 1) -> dict[str, An
         "steps": int(steps),
         "build_s": round(model.build_seconds, 4),
         "seconds_per_step": round(per_step, 6),
+        "cpu_seconds_per_step": round(float(np.median(cpu)), 6) if cpu else None,
         "step_s_total": round(float(sum(times)), 4),
         "agent_steps_per_s": round(n / per_step, 1) if times and per_step > 0 else None,
         "peak_rss_mb": round(peak_rss_mb(), 1),
