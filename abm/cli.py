@@ -16,10 +16,14 @@ synthetic network; a relative `network.source` in a config is looked up from the
 directory, then from the config file's directory. Fix-ups made to a map (default roles,
 directed links, ...) print one line each starting `abm: warning: `.
 Problems with the arguments or the config print one line starting `abm: error: ` and exit
-with status 2, before anything is written. An unexpected failure during a run prints one line
-and exits 1 (set ABM_DEBUG=1 for the traceback). Ctrl-C during a run exits 130 and writes
-nothing. A sweep (docs/sweeps.md) keeps every finished run: Ctrl-C exits 130, a sweep with
-failed runs exits 1, and running the same command again resumes it.
+with status 2, before anything is written. That includes a run that would need more memory
+than the machine has available (the estimate and the limit are named; set ABM_MEMORY_LIMIT_MB
+to use another limit, in megabytes), and files that are not plain YAML data (object tags,
+alias bombs, duplicate keys, binary files, devices and pipes are refused). An unexpected
+failure during a run prints one line and exits 1 (set ABM_DEBUG=1 for the traceback). Ctrl-C
+during a run exits 130 and writes nothing. A sweep (docs/sweeps.md) keeps every finished
+run: Ctrl-C exits 130, a sweep with failed runs exits 1, and running the same command again
+resumes it.
 
 Example:
     >>> main(["run", "south_tees", "--steps", "3", "--seed", "1", "--set", "population.residents=200",
@@ -366,6 +370,8 @@ def _cmd_network_export(args: argparse.Namespace) -> int:
         from abm.model import CommonPurposeModel
 
         cfg = _load(args.source, args.sets, args.network)
+        if args.steps > cfg.steps:  # the memory guard for the weeks actually run
+            load_config(cfg, {"steps": args.steps})
         seed = args.seed if args.seed is not None else (cfg.seed if cfg.seed is not None else 0)
         with _map_warnings():
             model = CommonPurposeModel(cfg, rng=seed)

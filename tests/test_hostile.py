@@ -374,6 +374,15 @@ def test_bench_is_refused_before_calibrating(capsys, monkeypatch) -> None:
     assert_refused(rc, capsys.readouterr().err, "memory", "1,000,000,000 ties", "--agents or --degree")
 
 
+def test_network_export_checks_memory_for_the_weeks_it_runs(tmp_path: Path, capsys, monkeypatch, no_model) -> None:
+    """`abm network export --steps N` runs N weeks whatever the config says: the guard sees N."""
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "400")  # the default scenario needs about 230 MB for 208 weeks
+    out = tmp_path / "net.graphml"
+    rc = main(["network", "export", "south_tees", "--out", str(out), "--steps", "100000"])
+    assert_refused(rc, capsys.readouterr().err, "group-weeks", "400 MB set by")
+    assert not out.exists()
+
+
 def test_memory_guard_lets_a_raised_limit_through(monkeypatch) -> None:
     """The override works both ways: the same config passes with a limit above its estimate."""
     huge = {"network.generator": "erdos_renyi", "network.agents": 2_000_000, "network.mean_degree": 10_000}
