@@ -32,9 +32,9 @@ PA_CLASSES = ("inactive", "fairly_active", "active")
 #: Largest population the schema accepts (about 8 GB of state at the bench's degree).
 MAX_AGENTS = 2_000_000
 #: Largest scenario or sweep file read (they are a few kilobytes; this stops a huge or endless file).
-MAX_YAML_BYTES = 10 * 2**20
+MAX_YAML_BYTES = 2 * 2**20
 #: Most values a YAML file may hold once its aliases (`*name`) are expanded: stops "billion laughs".
-MAX_YAML_NODES = 200_000
+MAX_YAML_NODES = 100_000
 #: Environment variable: the memory (MB) a run may use, instead of what the machine has available.
 MEMORY_LIMIT_ENV = "ABM_MEMORY_LIMIT_MB"
 #: pydantic error type for true/false given where a number belongs (see `Strict`).
@@ -591,8 +591,19 @@ class _PlainLoader(yaml.SafeLoader):
     """`yaml.SafeLoader` for plain data only: mappings, lists, text, numbers, true/false, null.
 
     Tags that build other objects (`!!python/...`, `!!binary`, `!!set`, ...) are refused with a
-    message; dates stay as text (a scenario has no date fields).
+    message; dates stay as text (a scenario has no date fields). Composing stops after
+    `MAX_YAML_NODES` nodes, so a long flat file cannot keep the (pure Python) parser busy for minutes.
     """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self.nodes += 1
+        if self.nodes > MAX_YAML_NODES:
+            raise yaml.YAMLError(f"more than {MAX_YAML_NODES:,} values (a scenario needs a few hundred)")
+        return super().compose_node(parent, index)
 
 
 def _refuse_tag(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
@@ -705,7 +716,7 @@ def read_yaml_file(
     except OSError as exc:
         raise error(f"{path}: cannot be read ({exc.strerror or exc.__class__.__name__})") from None
     if len(raw) > MAX_YAML_BYTES:
-        raise error(f"{path}: larger than {MAX_YAML_BYTES // 2**20} MB, too big for a {kind}")
+        raise error(f"{path}: larger than {MAX_YAML_BYTES // 2**20} MB, too big for a {kind} (they are a few kB)")
     if b"\x00" in raw:
         raise error(f"{path}: is a binary file, not YAML")
     try:

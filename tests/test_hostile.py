@@ -22,7 +22,7 @@ import pytest
 import abm.model
 import abm.network
 from abm.cli import main
-from abm.config import MAX_YAML_BYTES, MEMORY_LIMIT_ENV, load_config
+from abm.config import MAX_YAML_BYTES, MAX_YAML_NODES, MEMORY_LIMIT_ENV, load_config
 
 #: A small base for sweep files, so a sweep that wrongly started would finish quickly.
 SWEEP = """\
@@ -123,6 +123,7 @@ YAML_CASES: dict[str, tuple[str | bytes, tuple[str, ...]]] = {
     "two_documents": ("name: x\n---\nname: y\n", ("single document", "another document")),
     "too_deep": ("a: " + "[" * 50_000 + "\n", ("not valid YAML",)),
     "number_too_long": ("steps: 1" + "0" * 5000 + "\n", ("too many digits",)),
+    "too_many_values": ("name: x\nvalues: [" + ",".join(["1"] * 100_001) + "]\n", ("100,000 values",)),
     "empty": ("", ("empty",)),
     "only_comments": ("# nothing here\n\n", ("empty",)),
     "top_level_list": ("- a\n- b\n", ("must be a mapping", "list")),
@@ -190,7 +191,7 @@ def test_alias_bomb_is_refused_quickly_and_small(cmd: str, tmp_path: Path) -> No
     assert path.stat().st_size < 1000
     out = tmp_path / "out"
     rc, err, peak = run_probe(command(cmd, path, out), tmp_path)
-    assert_refused(rc, err, "aliases", "200,000 values")
+    assert_refused(rc, err, "aliases", f"{MAX_YAML_NODES:,} values")
     assert peak < REFUSAL_PEAK_MB, peak
     assert not out.exists()
 
