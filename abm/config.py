@@ -89,14 +89,6 @@ class Strict(BaseModel):
                             BOOL_AS_NUMBER, "expected a number, not true/false", {"key": f"{name}.{key}"}
                         )
         return data
-        tp = field.annotation
-        if isinstance(value, bool) and _is_number_type(tp):
-            raise ValueError("expected a number, not true/false")
-        if isinstance(value, dict) and typing.get_origin(tp) is dict and _is_number_type(typing.get_args(tp)[1]):
-            for key, item in value.items():
-                if isinstance(item, bool):
-                    raise ValueError(f"'{key}': expected a number, not true/false")
-        return value
 
 
 # --- who is in the system -------------------------------------------------------------------
@@ -900,14 +892,14 @@ def estimate_memory(cfg: Config) -> MemoryEstimate:
     """Peak memory of building, running and writing `cfg`, from its sizes alone (nothing is allocated).
 
     An upper-end estimate: ties are counted as drawn (before duplicates are dropped), ties started
-    by activities as if every contact started one, and the activity budget as if the adaptive policy
-    tripled the busiest activity. A map (`network.source`) is sized by its own reader (`abm.mapio`
-    caps its people and megabytes), so only the config's other outputs count here.
+    by activities as if every contact started one, and the adaptive policy's activity as tripled
+    (its tilt can triple an activity's share). A map (`network.source`) is sized by its own reader
+    (`abm.mapio` caps its people and megabytes), so only the config's other parts count here.
     """
     net = cfg.network
     agents, ties, orgs = 0.0, 0.0, 0
     if net.source:
-        pass
+        pass  # people and ties come from the map
     elif net.generator != "south_tees":
         agents = float(net.agents)
         half = round(net.mean_degree) // 2 if net.generator == "ring_lattice" else net.mean_degree / 2
