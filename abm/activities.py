@@ -92,31 +92,36 @@ def _sample(model: CommonPurposeModel, k: int, weight: np.ndarray, among: np.nda
     return pick if among is None else among[pick]
 
 
-def _person_ward_weights(model: CommonPurposeModel) -> tuple[np.ndarray, np.ndarray]:
-    """Each staff member's and each resident's ward weight (fixed unless the policy is adaptive)."""
+def _person_ward_weights(model: CommonPurposeModel) -> tuple[np.ndarray, ...]:
+    """Each staff member's and each resident's ward weight, and both times 0.3 (for the aware).
+
+    Fixed unless the policy is adaptive, so usually kept with `model.fixed`.
+    """
     s = model.state
     ward_w = _ward_weights(model)
-    return ward_w[s.ward[model.staff_index]], ward_w[s.ward[model.resident_index]]
+    staff, residents = ward_w[s.ward[model.staff_index]], ward_w[s.ward[model.resident_index]]
+    return staff, staff * 0.3, residents, residents * 0.3
 
 
 def _targets(model: CommonPurposeModel, k: int, prefer_unaware: bool) -> np.ndarray:
     s = model.state
     staff, residents = model.staff_index, model.resident_index
     if model.config.effort.policy == "adaptive":
-        w_staff, w_residents = _person_ward_weights(model)
+        w_staff, aware_staff, w_residents, aware_residents = _person_ward_weights(model)
     else:
-        w_staff, w_residents = model.fixed("ward_weights", _person_ward_weights)
+        w_staff, aware_staff, w_residents, aware_residents = model.fixed("ward_weights", _person_ward_weights)
 
-    def weights(idx: np.ndarray, w: np.ndarray) -> np.ndarray:
-        return w * np.where(s.aware[idx], 0.3, 1.0) if prefer_unaware else w
+    def weights(idx: np.ndarray, w: np.ndarray, w_aware: np.ndarray) -> np.ndarray:
+        """Ward weights, lowered to 0.3 of them for people already aware when the unaware come first."""
+        return np.where(s.aware[idx], w_aware, w) if prefer_unaware else w
 
     k_staff = int(model.rng.binomial(k, model.config.effort.staff_focus)) if k else 0
     if residents.size == 0:
         k_staff = k
     return np.concatenate(
         [
-            _sample(model, k_staff, weights(staff, w_staff), staff),
-            _sample(model, k - k_staff, weights(residents, w_residents), residents),
+            _sample(model, k_staff, weights(staff, w_staff, aware_staff), staff),
+            _sample(model, k - k_staff, weights(residents, w_residents, aware_residents), residents),
         ]
     )
 

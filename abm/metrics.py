@@ -137,16 +137,21 @@ _FIXED = 3
 
 
 def _weights(model: CommonPurposeModel, people: People) -> np.ndarray:
-    """Per person, this week's quantities that group metrics sum (the columns of _SUMS after _FIXED)."""
+    """Per person, this week's quantities that group metrics sum (the columns of _SUMS after _FIXED).
+
+    Values are rounded to float32 (as the sums have always been taken) but stored as float64,
+    the membership matrix's type, so the product needs no converted copy.
+    """
     s = model.state
-    w = np.empty((s.n, len(_SUMS) - _FIXED), dtype=np.float32)
-    w[:, 0] = s.vision
-    w[:, 1] = s.value
+    w = np.empty((s.n, len(_SUMS) - _FIXED))
+    w[:, 0] = s.vision.astype(np.float32)
+    w[:, 1] = s.value.astype(np.float32)
     w[:, 2] = s.acting
     np.equal(model.stage, STAGES.index("common_purpose"), out=w[:, 3], casting="unsafe")
     np.equal(s.pa_class, 0, out=w[:, 4], casting="unsafe")  # staff have no class (-1)
     for col, per_org in ((5, model.org_structure), (6, model.org_embedded)):
-        w[:, col] = np.where(people.has_org, per_org[people.org], 0.0) if per_org.size else 0.0
+        table = per_org.astype(np.float32)
+        w[:, col] = np.where(people.has_org, table[people.org], 0.0) if per_org.size else 0.0
     return w
 
 

@@ -103,7 +103,9 @@ class Ties:
     week's new ties start carrying influence together, at the next synchronous update.
     """
 
-    #: Merge everything into the main matrix when newer ties exceed this share of it.
+    #: Merge everything into the main matrix when newer ties exceed this share of it. The merge
+    #: schedule sets the order of each person's entries, which `random_neighbour` draws from:
+    #: changing it changes which neighbour a given draw picks (outputs change, not their statistics).
     MERGE_SHARE = 0.15
 
     #: Tie arrays grow by this factor when full (additions cost O(added), not O(ties)).
