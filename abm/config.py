@@ -35,6 +35,8 @@ MAX_AGENTS = 2_000_000
 MAX_YAML_BYTES = 2 * 2**20
 #: Most values a YAML file may hold once its aliases (`*name`) are expanded: stops "billion laughs".
 MAX_YAML_NODES = 100_000
+#: Longest chain of `extends:` (a scenario extends a preset, which may extend another).
+MAX_EXTENDS = 20
 #: Environment variable: the memory (MB) a run may use, instead of what the machine has available.
 MEMORY_LIMIT_ENV = "ABM_MEMORY_LIMIT_MB"
 #: pydantic error type for true/false given where a number belongs (see `Strict`).
@@ -752,6 +754,8 @@ def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
         raise ConfigError(f"{path}: 'extends' forms a loop")
+    if len(seen) >= MAX_EXTENDS:
+        raise ConfigError(f"{seen[0]}: 'extends' goes more than {MAX_EXTENDS} files deep (at {path})")
     data = _read_yaml(path)
     parent = data.pop("extends", None)
     if parent is None:

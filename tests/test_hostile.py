@@ -203,6 +203,15 @@ def test_alias_bomb_in_a_set_value(tmp_path: Path) -> None:
     assert peak < REFUSAL_PEAK_MB, peak
 
 
+@pytest.mark.usefixtures("no_model")
+def test_long_extends_chain(tmp_path: Path, capsys) -> None:
+    for i in range(1, 400):
+        (tmp_path / f"c{i}.yaml").write_text(f"extends: c{i + 1}.yaml\n")
+    (tmp_path / "c400.yaml").write_text("extends: south_tees\n")
+    rc = main(["describe", str(tmp_path / "c1.yaml")])
+    assert_refused(rc, capsys.readouterr().err, "c1.yaml", "'extends' goes more than 20 files deep")
+
+
 def test_named_pipe_does_not_block(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.yaml"
     os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
