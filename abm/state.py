@@ -35,7 +35,6 @@ class _Part:
         self, ties: Ties, lo: int, hi: int, sort: bool = True, keys: tuple[np.ndarray, np.ndarray] | None = None
     ):
         n, m = ties.n, hi - lo
-        ids = np.arange(lo, hi, dtype=np.int64)
         eu, ev = ties.eu[lo:hi], ties.ev[lo:hi]
         rows = np.concatenate([eu, ev])
         cols = np.concatenate([ev, eu])
@@ -44,14 +43,15 @@ class _Part:
         slot = np.empty(2 * m, dtype=np.intp)  # intp: fancy indexing with other integer types is slower
         # linear-time counting sort into rows, then columns sorted within each row, carrying slots
         # (slot s < m is tie lo + s seen from eu, s >= m the same tie lo + s - m seen from ev)
-        _sparsetools.coo_tocsr(n, n, 2 * m, rows, cols, np.arange(2 * m, dtype=slot.dtype), indptr, indices, slot)
+        order = np.arange(2 * m, dtype=slot.dtype)
+        _sparsetools.coo_tocsr(n, n, 2 * m, rows, cols, order, indptr, indices, slot)
         if sort:  # columns sorted within rows make row*n+col globally sorted: lookups need no argsort
             _sparsetools.csr_sort_indices(n, indptr, indices, slot)
         self.lo = lo
-        self.tie_at = np.concatenate([ids, ids])[slot]  # CSR position -> tie id
+        self.tie_at = slot - m * (slot >= m) + lo  # CSR position -> tie id (sequential, no gather)
         # tie id - lo -> its two CSR positions (row 0 from eu, row 1 from ev): the inverse of slot
         self.pos = np.empty(2 * m, dtype=slot.dtype)
-        self.pos[slot] = np.arange(2 * m, dtype=slot.dtype)
+        self.pos[slot] = order
         self.pos = self.pos.reshape(2, m)
         if sort:  # every entry (both directions), in CSR order: row of each entry * n + column
             self.keys = rows[slot].astype(np.int64) * n + indices
@@ -60,8 +60,8 @@ class _Part:
             self.keys, self.key_tie = keys
         else:  # a small side matrix: sort only its own keys (u < v entries)
             keys = eu.astype(np.int64) * n + ev
-            order = np.argsort(keys, kind="stable")
-            self.keys, self.key_tie = keys[order], ids[order]
+            by_key = np.argsort(keys, kind="stable")
+            self.keys, self.key_tie = keys[by_key], by_key + lo
         live = (ties.trust[lo:hi] * ties.alive[lo:hi]).astype(np.float32)
         data = np.concatenate([live, live])[slot]
         self.A = sp.csr_matrix((data, indices, indptr), shape=(n, n))
