@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -840,12 +841,22 @@ def _dig(data: dict[str, Any], keys: list[str]) -> Any:
     return data
 
 
+#: Control characters (escape sequences could rewrite the terminal a name is printed to); tab and newlines are fine.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _reject_non_finite(data: Any, path: str = "") -> None:
+    """Refuse NaN and infinity anywhere, and control characters in text and keys."""
     if isinstance(data, float) and not math.isfinite(data):
         raise ConfigError(f"'{path}' = {data}: must be a finite number")
+    if isinstance(data, str) and (bad := _CONTROL.search(data)):
+        raise ConfigError(f"'{path}': text with a control character ({bad.group()!r}) is not allowed")
     if isinstance(data, dict):
         for k, v in data.items():
-            _reject_non_finite(v, f"{path}.{k}" if path else str(k))
+            where = f"{path}.{k}" if path else str(k)
+            if isinstance(k, str) and (bad := _CONTROL.search(k)):
+                raise ConfigError(f"'{where!r}': a key with a control character ({bad.group()!r}) is not allowed")
+            _reject_non_finite(v, where)
     elif isinstance(data, list):
         for i, v in enumerate(data):
             _reject_non_finite(v, f"{path}.{i}")

@@ -55,6 +55,8 @@ CAPS: dict[str, float] = {
     "influence.self_weight": 20,
     "ladder.sustain_weeks": 60,
 }
+#: Text without control characters (the schema refuses those: see tests/test_hostile.py).
+PRINTABLE = st.characters(blacklist_categories=("Cc", "Cs"))
 #: Any other unbounded or wide number is drawn up to this.
 DEFAULT_CAP = 20.0
 VALID = settings(
@@ -186,7 +188,7 @@ def valid_value(leaf: Leaf) -> st.SearchStrategy[Any]:
     if leaf.kind == "choice":
         return st.sampled_from(leaf.choices)
     if leaf.kind == "str":
-        return st.text(max_size=20)
+        return st.text(PRINTABLE, max_size=20)
     lo = leaf.lo if leaf.lo is not None else 0.0
     hi = leaf.cap()
     hi = hi if hi is not None else lo + DEFAULT_CAP
@@ -256,7 +258,8 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
             total = sum(mix)
             ward["activity"] = dict(zip(("inactive", "fairly_active", "active"), [m / total for m in mix], strict=True))
     if draw(st.booleans()):
-        data["population"]["age_bands"] = draw(st.dictionaries(st.text(min_size=1, max_size=6), st.floats(0, 1)))
+        bands = st.dictionaries(st.text(PRINTABLE, min_size=1, max_size=6), st.floats(0, 1))
+        data["population"]["age_bands"] = draw(bands)
     if draw(st.booleans()):
         kinds = ["role", "ward", "community", "organisation"]
         data["output"] = {"groups": draw(st.lists(st.sampled_from(kinds), unique=True))}

@@ -247,6 +247,8 @@ VALUE_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "unknown_ward": ("effort: {ward_targeting: {atlantis: 2}}", ("unknown ward 'atlantis'", "allowed")),
     "extends_missing": ("extends: nowhere.yaml", ("nowhere.yaml", "not found")),
     "extends_list": ("extends: [a, b]", ("'extends' must be a file name",)),
+    "terminal_escape": ('name: "\\e[2J\\e[31mhacked"', ("'name'", "control character")),
+    "escape_in_key": ('roles: {"gp\\e[0m": {level: 1}}', ("control character",)),
     "memory_erdos_renyi": (
         "network: {generator: erdos_renyi, agents: 2000000, mean_degree: 10000}",
         ("memory", "agents", "ties", "available", MEMORY_LIMIT_ENV),
