@@ -41,7 +41,8 @@ What it measures:
 The browsers run on the same machine as the server here, so they compete for its cores: the
 figures are pessimistic for a room where every participant has a laptop. The machine's load
 average is recorded. This is a benchmark, not a test: medians and 95th percentiles are reported.
-Output: a table on stdout and benchmarks/workshop_load.json (or `--out`).
+Output: a table on stdout, and the run in benchmarks/workshop_load.json (or `--out`), which
+keeps the latest run for each number of sessions: {"runs": {"10": {...}, "30": {...}}}.
 """
 
 from __future__ import annotations
@@ -556,6 +557,22 @@ async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace:
     }
 
 
+def save(out: Path, result: dict[str, Any]) -> None:
+    """Keep the latest run for each number of sessions at once: {"runs": {"10": ..., "30": ...}}."""
+    runs: dict[str, Any] = {}
+    try:
+        old = json.loads(out.read_text())
+        if isinstance(old, dict) and isinstance(old.get("runs"), dict):
+            runs = old["runs"]
+    except (OSError, ValueError):
+        pass  # no file yet, or not one of ours: start afresh
+    runs[str(result["sessions_at_once"])] = result
+    ordered = dict(sorted(runs.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0))
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps({"runs": ordered}, indent=2) + "\n")
+    tmp.replace(out)
+
+
 def table(r: dict[str, Any]) -> str:
     def ms(key: str) -> str:
         v = r[key]
@@ -668,7 +685,7 @@ def main() -> None:
     }
     result["when"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     result["command"] = "python benchmarks/workshop_load.py " + " ".join(sys.argv[1:])
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    save(args.out, result)
     print(table(result))
     for who, problems in result["session_errors"].items():
         print(f"  {who}: {'; '.join(problems[:3])}")
