@@ -22,7 +22,7 @@ import pytest
 import abm.model
 import abm.network
 from abm.cli import main
-from abm.config import MAX_YAML_BYTES, MAX_YAML_NODES, MEMORY_LIMIT_ENV, load_config
+from abm.config import MAX_YAML_BYTES, MAX_YAML_NODES, MEMORY_LIMIT_ENV, ConfigError, load_config
 
 #: A small base for sweep files, so a sweep that wrongly started would finish quickly.
 SWEEP = """\
@@ -393,6 +393,15 @@ def test_network_export_checks_memory_for_the_weeks_it_runs(tmp_path: Path, caps
     rc = main(["network", "export", "south_tees", "--out", str(out), "--steps", "100000"])
     assert_refused(rc, capsys.readouterr().err, "group-weeks", "400 MB set by")
     assert not out.exists()
+
+
+def test_memory_guard_at_model_construction(monkeypatch) -> None:
+    """Every face builds through `CommonPurposeModel(config)` (the app's session too), which validates again."""
+    cfg = load_config("south_tees")
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "50")
+    monkeypatch.setattr(abm.network, "generate", lambda *a: pytest.fail("built a refused population"))
+    with pytest.raises(ConfigError, match="more than the 50 MB set by"):
+        abm.model.CommonPurposeModel(cfg, rng=1)
 
 
 def test_memory_guard_lets_a_raised_limit_through(monkeypatch) -> None:
