@@ -348,6 +348,8 @@ async def close_session(s: Session, leave: str) -> None:
         except Exception as exc:  # a page that already crashed still counts as closed
             s.problems.append(f"leaving the page failed: {exc}")
     if s.context is not None:
+        if leave == "vanish":
+            await s.context.set_offline(True)  # no goodbye can get out, as with a dead network
         await s.context.close()
 
 
