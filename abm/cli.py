@@ -7,7 +7,7 @@ Usage:
     abm network export RUN_DIR_OR_CONFIG --out PATH [--format F] [--network MAP] [--steps N] [--seed S] [--set ...]
     abm network check MAP [--config CONFIG] [--set ...]
     abm presets
-    abm sweep SWEEP.yaml [--out DIR] [--workers K | --scheduler ADDRESS] [--window N]
+    abm sweep SWEEP.yaml [--out DIR] [--workers K | --scheduler ADDRESS] [--window N] [--trust-model PKG]
     abm sweep report DIR [--out REPORT_DIR] [--outcome METRIC ...]
 
 CONFIG is a YAML path or a preset name (`south_tees`, `patterns/p6_legacy`; see `abm presets`).
@@ -21,9 +21,11 @@ than the machine has available (the estimate and the limit are named; set ABM_ME
 to use another limit, in megabytes), and files that are not plain YAML data (object tags,
 alias bombs, duplicate keys, binary files, devices and pipes are refused). An unexpected
 failure during a run prints one line and exits 1 (set ABM_DEBUG=1 for the traceback). Ctrl-C
-during a run exits 130 and writes nothing. A sweep (docs/sweeps.md) keeps every finished
-run: Ctrl-C exits 130, a sweep with failed runs exits 1, and running the same command again
-resumes it.
+during a run exits 130 and writes nothing. A full disk prints one line and exits 2 (`abm run`:
+nothing written, an earlier run in --out untouched; `abm sweep`: finished runs kept, rerun to
+resume). A sweep (docs/sweeps.md) keeps every finished run: Ctrl-C exits 130, a sweep with
+failed runs exits 1, and running the same command again resumes it. A sweep file's `model:`
+may name only this package's factories unless `--trust-model PACKAGE` is given.
 
 Example:
     >>> main(["run", "south_tees", "--steps", "3", "--seed", "1", "--set", "population.residents=200",
@@ -205,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler", type=_scheduler_arg, metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://10.0.0.5:8786"
     )
     sweep.add_argument(
+        "--trust-model",
+        action="append",
+        default=[],
+        metavar="PACKAGE",
+        help="let the sweep file's 'model:' name a factory from PACKAGE (importing runs its code; repeatable)",
+    )
+    sweep.add_argument(
         "--window",
         type=_int_arg(1, 1_000_000, "a whole number"),
         metavar="N",
@@ -282,10 +291,12 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     model.run(progress=sys.stderr.isatty())
     wall = time.perf_counter() - t0
     write_run(model, out, wall, command=[PROG, *argv])
-    print(
-        f"{PROG}: wrote {out} ({', '.join(DATA_FILES)}, {META_FILE}): "
-        f"{model.week} weeks, {model.state.n:,} agents, seed {seed}, {wall:.1f} s"
-    )
+    # The run is on disk now: a Ctrl-C from here on must not report "nothing written".
+    with contextlib.suppress(KeyboardInterrupt):
+        print(
+            f"{PROG}: wrote {out} ({', '.join(DATA_FILES)}, {META_FILE}): "
+            f"{model.week} weeks, {model.state.n:,} agents, seed {seed}, {wall:.1f} s"
+        )
     return EXIT_OK
 
 
@@ -323,7 +334,7 @@ def _cmd_describe(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from abm.sweep import load_sweep, run_sweep
 
-    sweep = load_sweep(args.sweep_file)
+    sweep = load_sweep(args.sweep_file, trust_models=args.trust_model)
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{Path(args.sweep_file).stem}"
     result = run_sweep(sweep, out, workers=args.workers, scheduler=args.scheduler, window=args.window)
     done = f"{result.finished:,} of {result.unique_runs:,} runs finished"
@@ -419,7 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: arguments without the program name (default: `sys.argv[1:]`).
 
     Returns:
-        0 on success, 1 on an unexpected failure, 2 on a usage or config problem, 130 on Ctrl-C.
+        0 on success, 1 on an unexpected failure, 2 on a usage or config problem or a full disk,
+        130 on Ctrl-C.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["sweep", "report"]:  # 'abm sweep report DIR' (a sweep file named 'report': ./report)

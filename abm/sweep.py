@@ -85,6 +85,8 @@ from abm.io import DiskFullError, check_out_dir, format_bytes, free_bytes, is_di
 from abm.metrics import GROUP_METRICS, MODEL_COLUMNS
 
 DEFAULT_MODEL = "abm.model:CommonPurposeModel"
+#: Packages whose model factories a sweep file may name without `--trust-model`.
+TRUSTED_MODEL_PACKAGES = ("abm",)
 #: Final metrics available by default (every model column but the step).
 FINAL_METRICS = tuple(c for c in MODEL_COLUMNS if c != "step")
 GROUP_KINDS = ("role", "ward", "community", "organisation")
@@ -531,11 +533,28 @@ def make_run_id(model: str, digest: str, seed: int, outputs_key: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def _import_factory(path: str) -> Callable[..., Any]:
+def _trusted(module: str, trusted: Iterable[str]) -> bool:
+    return any(module == t or module.startswith(t + ".") for t in trusted)
+
+
+def _import_factory(path: str, trusted: Iterable[str] | None = TRUSTED_MODEL_PACKAGES) -> Callable[..., Any]:
+    """The factory a sweep names, imported only from trusted packages (importing a module runs its code).
+
+    `trusted=None` skips the check: workers import what `load_sweep` already vetted in the driver.
+    """
     module, _, attr = path.partition(":")
+    if trusted is not None:
+        trusted = tuple(trusted)
+        if not _trusted(module, trusted):
+            raise PermissionError(f"module '{module}' is not in a trusted package ({', '.join(trusted)})")
     obj: Any = importlib.import_module(module)
     for part in attr.split("."):
+        if trusted is not None and part.startswith("_"):
+            raise PermissionError(f"'{part}' is private")
         obj = getattr(obj, part)
+    # `abm.sweep:os.system` would resolve through a trusted module to an untrusted callable.
+    if trusted is not None and not _trusted(getattr(obj, "__module__", None) or "", trusted):
+        raise PermissionError(f"{path} is defined outside the trusted packages ({', '.join(trusted)})")
     if not callable(obj):
         raise TypeError(f"{path} is not callable")
     return obj
@@ -565,8 +584,11 @@ def _check_parameter_kinds(spec: SweepSpec, source: str) -> None:
             raise SweepError(f"{where}: a {method} design samples a range {{low, high}}; {what} is for grid designs")
 
 
-def load_sweep(path: str | Path) -> Sweep:
+def load_sweep(path: str | Path, trust_models: Iterable[str] = ()) -> Sweep:
     """Read and validate a sweep file, its base config and every config the design generates.
+
+    A sweep file's `model: module:attr` may only name this package's factories unless the caller
+    trusts more packages (`trust_models`, the CLI's `--trust-model`): importing a module runs it.
 
     Raises:
         SweepError: one line naming the file, key and problem; nothing has been started or written.
@@ -595,8 +617,15 @@ def load_sweep(path: str | Path) -> Sweep:
             raise SweepError(
                 f"{source}: {spec.design.method} designs need SALib: pip install 'common-purpose[sweep]'"
             ) from None
+    trusted = (*TRUSTED_MODEL_PACKAGES, *trust_models)
     try:
-        _import_factory(spec.model)
+        _import_factory(spec.model, trusted)
+    except PermissionError as exc:
+        top = spec.model.partition(":")[0].split(".")[0]
+        raise SweepError(
+            f"{source}: model '{spec.model}' refused: {exc}; a sweep file cannot make abm import other code. "
+            f"If you trust it, run with --trust-model {top} (Python: load_sweep(path, trust_models=['{top}']))"
+        ) from None
     except Exception as exc:
         raise SweepError(f"{source}: model '{spec.model}' cannot be imported: {type(exc).__name__}: {exc}") from None
 
@@ -727,7 +756,7 @@ def code_fingerprint() -> str:
 
 @functools.cache
 def _factory(path: str) -> Callable[..., Any]:
-    return _import_factory(path)
+    return _import_factory(path, trusted=None)
 
 
 def _set_thread_env() -> None:

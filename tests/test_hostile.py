@@ -591,7 +591,6 @@ def test_the_scan_passes_safe_uses() -> None:
     assert unsafe_uses(safe) == []
 
 
-@pytest.mark.xfail(reason="abm/sweep.py imports the module a sweep file names under 'model:' (reported)", strict=False)
 def test_sweep_files_cannot_import_arbitrary_modules(tmp_path: Path) -> None:
     """A sweep file's `model: module:attr` must not import any module it names (importing runs its code)."""
     marker = tmp_path / "imported"
@@ -600,4 +599,32 @@ def test_sweep_files_cannot_import_arbitrary_modules(tmp_path: Path) -> None:
     path.write_text(SWEEP.format(base="south_tees") + 'model: "evil:factory"\n')
     rc, err, _ = run_probe(["sweep", str(path), "--out", str(tmp_path / "out"), "--workers", "0"], tmp_path)
     assert not marker.exists(), "the sweep file's model module was imported (its code ran)"
-    assert_refused(rc, err, "model")
+    assert_refused(rc, err, "model", "--trust-model evil")
+
+
+@pytest.mark.parametrize("model", ["abm.sweep:os.system", "abm.sweep:importlib.import_module", "abm.model:_private"])
+def test_sweep_files_cannot_reach_outside_through_abm(model: str, tmp_path: Path, capsys) -> None:
+    """A trusted module's attributes that lead elsewhere (imported modules, private names) are refused too."""
+    path = tmp_path / "sweep.yaml"
+    path.write_text(SWEEP.format(base="south_tees") + f'model: "{model}"\n')
+    rc = main(["sweep", str(path), "--out", str(tmp_path / "out"), "--workers", "0"])
+    assert_refused(rc, capsys.readouterr().err, "refused")
+    assert not (tmp_path / "out").exists()
+
+
+def test_trusted_model_package_is_imported_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`trust_models` (the CLI's --trust-model) is the researcher's explicit opt-in for their own factory."""
+    from abm.sweep import SweepError, load_sweep
+
+    marker = tmp_path / "imported"
+    (tmp_path / "my_variants.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nfrom abm.model import CommonPurposeModel as Variant\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "sweep.yaml"
+    path.write_text(SWEEP.format(base="south_tees") + 'model: "my_variants:Variant"\n')
+    with pytest.raises(SweepError, match="--trust-model my_variants"):
+        load_sweep(path)
+    assert not marker.exists()
+    sweep = load_sweep(path, trust_models=["my_variants"])
+    assert marker.exists() and sweep.spec.model == "my_variants:Variant"

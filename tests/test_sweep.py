@@ -412,7 +412,8 @@ BAD = {
     "unknown design": (GRID.replace("design: grid", "design: factorial"), ["design"]),
     "a section, not a setting": (GRID.replace("effort.budget:", "effort:"), ["section"]),
     "bad fixed override": (GRID.replace("steps: 10", "steps: -3"), ["base", "steps"]),
-    "unknown model factory": (GRID + "model: no_such_module:Model\n", ["cannot be imported"]),
+    "unknown model factory": (GRID + "model: abm.no_such_module:Model\n", ["cannot be imported"]),
+    "untrusted model factory": (GRID + "model: no_such_module:Model\n", ["refused", "--trust-model no_such_module"]),
     "not a mapping": ("- just\n- a list\n", ["mapping"]),
     "empty file": ("", ["empty"]),
 }
