@@ -46,6 +46,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import warnings
 import zipfile
 from collections import Counter
@@ -196,7 +197,10 @@ def detect_format(path: str | Path) -> str:
 def _read_bytes(path: Path, max_bytes: int, label: str | Path | None = None) -> bytes:
     """The whole file, refused before reading if it is over the size limit."""
     label = label or path
-    size = path.stat().st_size
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):  # opening a pipe or a device would wait (or read) forever
+        raise MapError(f"{label}: is not a regular file (a pipe or a device), not a map file")
+    size = info.st_size
     if size > max_bytes:
         raise MapError(
             f"{label}: the file is {size / 1e6:,.1f} MB, more than the {max_bytes / 1e6:g} MB allowed "

@@ -228,6 +228,13 @@ def test_named_pipe_does_not_block(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_map_that_is_a_named_pipe_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.graphml"
+    os.mkfifo(fifo)
+    rc, err, _ = run_probe(["describe", "south_tees", "--network", str(fifo)], tmp_path)
+    assert_refused(rc, err, "pipe.graphml", "not a regular file")
+
+
 # --- scenario values: wrong types, NaN and infinity, sizes, unknown keys ------------------------
 
 #: id -> (YAML added to `extends: south_tees`, words the error must contain).
