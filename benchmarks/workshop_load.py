@@ -390,6 +390,8 @@ class Round:
     server_cpu_s: float
     browser_cpu_s: float
     t_close: float
+    open_server_cpu_s: float
+    open_browser_cpu_s: float
 
 
 async def one_round(args: argparse.Namespace, browser: Browser, url: str, sampler: MemorySampler, r: int) -> Round:
@@ -397,11 +399,13 @@ async def one_round(args: argparse.Namespace, browser: Browser, url: str, sample
     # each round its own seeds, so the server's probe tells every session of every round apart
     sessions = [Session(index=i, seed=FIRST_SEED + 1000 * r + i) for i in range(args.sessions)]
     sampler.phase = f"opening-{r}"
+    open_cpu0, open_browser0 = sampler.cpu_s(), sampler.others_cpu_s()
     t_open = time.perf_counter()
     opened = await asyncio.gather(
         *(open_session(browser, url, s, args.speed, timeout_ms) for s in sessions), return_exceptions=True
     )
     open_s = time.perf_counter() - t_open
+    open_cpu = (sampler.cpu_s() - open_cpu0, sampler.others_cpu_s() - open_browser0)
     for s, result in zip(sessions, opened, strict=True):
         if isinstance(result, BaseException):
             s.problems.append(f"could not open and prepare the page: {type(result).__name__}: {result}")
@@ -423,7 +427,7 @@ async def one_round(args: argparse.Namespace, browser: Browser, url: str, sample
     sampler.phase = f"after-{r}"
     print(f"round {r + 1}: all pages closed; watching the server's memory for {args.settle:.0f} s", flush=True)
     await asyncio.sleep(args.settle)
-    return Round(sessions, ready, open_s, play_s, cpu_play, browser_play, t_close)
+    return Round(sessions, ready, open_s, play_s, cpu_play, browser_play, t_close, *open_cpu)
 
 
 async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace: Path) -> dict[str, Any]:
@@ -517,6 +521,10 @@ async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace:
         "steps_expected": args.sessions * args.rounds * args.weeks,
         "open_all_s": open_s,  # median over rounds
         "page_load_s": summary([s.load_s for s in ready]),
+        "opening_cpu_s": {
+            "server": sum(rnd.open_server_cpu_s for rnd in rounds),
+            "browsers": sum(rnd.open_browser_cpu_s for rnd in rounds),
+        },
         "play_wall_s": play_s,
         "update_latency_ms": summary(latency),
         "header_latency_ms": summary(header_latency),
@@ -595,7 +603,8 @@ def table(r: dict[str, Any]) -> str:
         f"steps done                 {r['steps_done']} of {r['steps_expected']} ({r['weeks']} weeks each)",
         f"errors                     {r['errors']}",
         f"page load (s)              p50 {r['page_load_s']['p50']:.1f}, p95 {r['page_load_s']['p95']:.1f} "
-        f"(all opened at once; all ready after {r['open_all_s']:.1f} s)",
+        f"(all opened at once; all ready after {r['open_all_s']:.1f} s; CPU server "
+        f"{r['opening_cpu_s']['server']:.0f} s, browsers {r['opening_cpu_s']['browsers']:.0f} s)",
         "                                p50      p95      max",
         f"update latency (ms)        {ms('update_latency_ms')}",
         f"  header only (ms)         {ms('header_latency_ms')}",
@@ -636,8 +645,9 @@ def main() -> None:
     parser.add_argument(
         "--cull-timeout",
         type=duration_arg,
-        default="20s",
-        help="the server's SOLARA_KERNEL_CULL_TIMEOUT (default 20s)",
+        default="60s",
+        help="the server's SOLARA_KERNEL_CULL_TIMEOUT (default 60s: shorter ones can drop a page "
+        "whose websocket reconnects slowly on an overloaded machine)",
     )
     parser.add_argument(
         "--rounds",
