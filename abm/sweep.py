@@ -80,7 +80,17 @@ from pydantic import (
 )
 
 from abm import designs
-from abm.config import Config, ConfigError, apply_overrides, load_config, read_yaml_file, resolve_path, validate
+from abm.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    estimate_memory,
+    load_config,
+    memory_limit,
+    read_yaml_file,
+    resolve_path,
+    validate,
+)
 from abm.io import DiskFullError, check_out_dir, format_bytes, free_bytes, is_disk_full
 from abm.metrics import GROUP_METRICS, MODEL_COLUMNS
 
@@ -363,6 +373,8 @@ class Sweep:
     digests: list[str]
     plan: list[PlannedRun]
     outputs_key: str
+    #: Estimated peak memory of the largest design point's run (bytes; see `abm.config.estimate_memory`).
+    peak_bytes: int = 0
 
     @property
     def name(self) -> str:
@@ -680,6 +692,7 @@ def load_sweep(path: str | Path, trust_models: Iterable[str] = ()) -> Sweep:
 
     points, units = _generate_points(spec)
     digests: list[str] = []
+    peak_bytes = 0
     for i, values in enumerate(points):
         overrides = {k: v for name, v in zip(names, values, strict=True) for k in keys[name]}
         try:
@@ -689,6 +702,7 @@ def load_sweep(path: str | Path, trust_models: Iterable[str] = ()) -> Sweep:
             msg = str(exc).removeprefix("config: ")
             raise SweepError(f"{source}: design point {i} ({shown}): {msg}") from None
         digests.append(cfg.digest())
+        peak_bytes = max(peak_bytes, estimate_memory(cfg).bytes)
 
     outputs_key = _canonical(spec.outputs.model_dump(mode="json"))
     plan: list[PlannedRun] = []
@@ -700,7 +714,7 @@ def load_sweep(path: str | Path, trust_models: Iterable[str] = ()) -> Sweep:
         for r in range(spec.replicates):
             seed = derive_seed(spec.seed, r, point_key)
             plan.append(PlannedRun(i, r, seed, make_run_id(spec.model, digests[i], seed, outputs_key)))
-    return Sweep(spec, path, text, base_path, base, names, keys, points, units, digests, plan, outputs_key)
+    return Sweep(spec, path, text, base_path, base, names, keys, points, units, digests, plan, outputs_key, peak_bytes)
 
 
 def _jsonable(v: Any) -> Any:
@@ -1432,6 +1446,7 @@ def run_sweep(
     if workers is None and scheduler is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if scheduler is None and workers:
+        workers = _workers_that_fit(sweep, workers, say)
         _check_main_importable()  # before anything is written
     notes: list[str] = []
     dask: _Dask | None = None
@@ -1448,6 +1463,23 @@ def run_sweep(
     finally:
         if dask is not None:
             dask.close()
+
+
+def _workers_that_fit(sweep: Sweep, workers: int, say: Callable[[str], None]) -> int:
+    """Fewer local workers when that many copies of the largest run would not fit in memory.
+
+    Each config was checked alone when the sweep was loaded; K workers hold K runs at once.
+    """
+    limit = memory_limit()
+    if limit is None or workers <= 1 or sweep.peak_bytes <= 0 or workers * sweep.peak_bytes <= limit[0]:
+        return workers
+    fit = max(1, limit[0] // sweep.peak_bytes)
+    say(
+        f"abm: note: {workers} workers would each need up to {format_bytes(sweep.peak_bytes)} "
+        f"({format_bytes(workers * sweep.peak_bytes)} in all, more than the {format_bytes(limit[0])} {limit[1]}): "
+        f"using {fit} worker{'s' if fit > 1 else ''}"
+    )
+    return int(fit)
 
 
 def _disk_full_message(sweep: Sweep, out: Path, exc: OSError) -> str:

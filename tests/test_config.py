@@ -156,3 +156,14 @@ def test_memory_limit_comes_from_the_machine_or_the_variable(monkeypatch):
         load_config("south_tees")
     with pytest.raises(ConfigError, match="more than the 50 MB"):
         check_memory(cfg)
+
+
+def test_config_reference_is_current():
+    """docs/config_reference.md is generated from the schema: a changed field must regenerate it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "docs" / "make_config_reference.py"
+    proc = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr + " (run: python docs/make_config_reference.py)"

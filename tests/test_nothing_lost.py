@@ -270,7 +270,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sweep, undisturbed (local pool, 2 workers)."""
     tmp = tmp_path_factory.mktemp("reference")
     (tmp / "lost.yaml").write_text(SPEC)
-    result = run_sweep(load_sweep(tmp / "lost.yaml"), tmp / "out", workers=2, say=quiet)
+    result = run_sweep(load_sweep(tmp / "lost.yaml", trust_models=["tests"]), tmp / "out", workers=2, say=quiet)
     assert result.finished == result.unique_runs == RUNS and result.failed == 0
     return tmp / "out"
 
@@ -283,7 +283,7 @@ def spec(tmp_path: Path) -> Path:
 
 
 def sweep_cmd(spec: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "abm", "sweep", str(spec), "--out", str(out), *extra]
+    return [sys.executable, "-m", "abm", "sweep", str(spec), "--out", str(out), "--trust-model", "tests", *extra]
 
 
 def pool_workers(driver: int) -> list[psutil.Process]:
@@ -363,7 +363,19 @@ def test_driver_sigkill_while_writing_the_summary(reference: Path, spec: Path, t
 
     def killed_in_summary() -> None:
         marker.unlink(missing_ok=True)
-        cmd = [sys.executable, str(script), str(marker), "sweep", str(spec), "--out", str(out), "--workers", "2"]
+        cmd = [
+            sys.executable,
+            str(script),
+            str(marker),
+            "sweep",
+            str(spec),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--trust-model",
+            "tests",
+        ]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the sweep's model is in tests/
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -533,7 +545,7 @@ def test_sweep_disk_full_injected(reference: Path, spec: Path, tmp_path: Path, m
     out = tmp_path / "out"
     full = DiskFillsAt(9, lambda f: f"{os.sep}runs{os.sep}" in f)
     monkeypatch.setattr(abm.sweep, "open", full, raising=False)
-    assert main(["sweep", str(spec), "--out", str(out), "--workers", "0"]) == 2
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "0", "--trust-model", "tests"]) == 2
     line = assert_disk_full_message(
         capsys.readouterr().err, "writing runs/", "8 of 24 runs finished", "finished runs are kept", "to resume"
     )
@@ -545,17 +557,17 @@ def test_sweep_disk_full_injected(reference: Path, spec: Path, tmp_path: Path, m
     assert json.loads((out / "sweep.json").read_text())["status"] == "aborted"
 
     monkeypatch.undo()
-    assert main(["sweep", str(spec), "--out", str(out), "--workers", "0"]) == 0
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "0", "--trust-model", "tests"]) == 0
     assert_sweep_complete(out, reference)
 
 
 def test_sweep_disk_full_at_the_end_injected(reference: Path, spec: Path, tmp_path: Path, capsys) -> None:
     """Every run finished, then the disk fills writing the final sweep.json: runs kept, one line, exit 2."""
     out = tmp_path / "out"
-    assert run_sweep(load_sweep(spec), out, workers=2, say=quiet).finished == RUNS
+    assert run_sweep(load_sweep(spec, trust_models=["tests"]), out, workers=2, say=quiet).finished == RUNS
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(abm.sweep, "open", DiskFillsAt(2, lambda f: "sweep.json" in f), raising=False)  # the final state
-        assert main(["sweep", str(spec), "--out", str(out), "--workers", "0"]) == 2
+        assert main(["sweep", str(spec), "--out", str(out), "--workers", "0", "--trust-model", "tests"]) == 2
     assert_disk_full_message(capsys.readouterr().err, "writing sweep.json", "24 of 24 runs finished")
     assert json.loads((out / "sweep.json").read_text())["status"] == "running"  # the earlier state, whole
     assert not list(out.glob(".*.tmp-*"))

@@ -246,7 +246,19 @@ def test_sigkill_mid_sweep_then_resume(reference: Path, tmp_path: Path) -> None:
     """SIGKILL the driver part way; its workers exit; the rerun completes with no run lost or repeated."""
     path = write(tmp_path, GRID + "model: tests.test_sweep:SlowModel\n")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "abm", "sweep", str(path), "--out", str(out), "--workers", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "abm",
+        "sweep",
+        str(path),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--trust-model",
+        "tests",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
@@ -282,7 +294,7 @@ def test_failing_run_is_logged_and_retried(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("ABM_TEST_FAIL_FILE", str(marker))
     path = write(tmp_path, GRID + "model: tests.test_sweep:FlakyModel\n")
     out = tmp_path / "out"
-    args = ["sweep", str(path), "--out", str(out), "--workers", "2"]
+    args = ["sweep", str(path), "--out", str(out), "--workers", "2", "--trust-model", "tests"]
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "6 run(s) failed" in err and "failures.jsonl" in err
@@ -307,7 +319,7 @@ def test_crashed_worker_does_not_stop_the_sweep(tmp_path: Path, monkeypatch: pyt
     marker.touch()
     monkeypatch.setenv("ABM_TEST_FAIL_FILE", str(marker))
     text = GRID.replace("replicates: 3", "replicates: 1") + "model: tests.test_sweep:CrashModel\n"
-    sweep = load_sweep(write(tmp_path, text))
+    sweep = load_sweep(write(tmp_path, text), trust_models=["tests"])
     out = tmp_path / "out"
     result = run_sweep(sweep, out, workers=2, say=quiet)
     assert result.failed == 2 and result.finished == 6 and result.requeued >= 2
@@ -524,3 +536,16 @@ def test_mesa_batch_run_still_works() -> None:
     assert len(rows) == 4 * 1 or len(rows) == 4  # one row per run at the last step (period -1)
     assert {r["effort_budget"] for r in rows} == {20, 60} and all(r["Step"] == 5 for r in rows)
     assert all(0.0 <= r["acting_share"] <= 1.0 for r in rows)
+
+
+def test_fewer_workers_when_their_runs_would_not_fit_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each config is checked alone when loaded; K workers hold K runs at once, so K is cut to what fits."""
+    sweep = load_sweep(write(tmp_path, GRID.replace("replicates: 3", "replicates: 1")))
+    assert sweep.peak_bytes > 0
+    limit_mb = 1.5 * sweep.peak_bytes / 2**20  # one run fits, two do not
+    monkeypatch.setenv("ABM_MEMORY_LIMIT_MB", f"{limit_mb:.3f}")
+    said: list[str] = []
+    result = run_sweep(sweep, tmp_path / "out", workers=2, say=said.append)
+    assert result.failed == 0 and result.finished == len(sweep.plan)
+    notes = [line for line in said if "workers would each need" in line]
+    assert len(notes) == 1 and "using 1 worker" in notes[0], said
