@@ -992,14 +992,27 @@ def _meminfo_available() -> int | None:
 
 
 def _cgroup_room() -> int | None:
-    """Memory left under a cgroup v2 limit (containers), if there is one."""
+    """Memory left under a cgroup v2 limit (containers), if there is one.
+
+    `memory.current` counts the page cache too; its inactive part is given back on demand, so it
+    counts as room (else a container that has read many files would look full).
+    """
     try:
         limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
         if limit == "max":
             return None
-        return int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        room = int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
     except (OSError, ValueError):
         return None
+    try:
+        for line in Path("/sys/fs/cgroup/memory.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "inactive_file":
+                room += int(value)
+                break
+    except (OSError, ValueError):
+        pass
+    return room
 
 
 def memory_limit() -> tuple[int, str] | None:
