@@ -640,8 +640,19 @@ def main() -> None:
     parser.add_argument(
         "--speed", type=speed_arg, default=int(MAX_SPEED), help=f"Play speed, weeks per second (default {MAX_SPEED:g})"
     )
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed to open the pages (default 300)")
-    parser.add_argument("--settle", type=float, default=60.0, help="seconds to watch memory after closing (default 60)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds allowed to open the pages (default 120 + 30 per session: each page costs "
+        "chromium about 17 CPU seconds to load here, so 30 pages need minutes on 2 cores)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=90.0,
+        help="seconds to watch memory after closing (default 90; keep it above the cull timeout for --leave vanish)",
+    )
     parser.add_argument(
         "--cull-timeout",
         type=duration_arg,
@@ -664,6 +675,12 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep the server's log and step trace here (a folder)")
     parser.add_argument("--out", type=Path, default=OUT, help=f"JSON output (default {OUT.relative_to(ROOT)})")
     args = parser.parse_args()
+    if args.timeout is None:
+        args.timeout = 120.0 + 30.0 * args.sessions
+    elif args.timeout <= 0:
+        parser.exit(2, f"error: --timeout {args.timeout:g}: must be more than 0 seconds\n")
+    if args.settle < 0:
+        parser.exit(2, f"error: --settle {args.settle:g}: must be 0 seconds or more\n")
     if not CHROMIUM.exists():
         parser.exit(2, f"error: {CHROMIUM} is missing: install it with `apt-get install -y chromium`\n")
     length = default_settings().config.steps
