@@ -26,6 +26,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -204,16 +205,25 @@ def main() -> None:
         "measurements": {},
     }
     try:
+        stamp = results["when_utc"]
         if "default" in only:
-            results["measurements"]["default"] = r = bench_default(tmp, args.runs, args.workers)
+            r = bench_default(tmp, args.runs, args.workers)
+            results["measurements"]["default"] = {**r, "when_utc": stamp}
             print(json.dumps({"default": r}), flush=True)
         if "memory" in only:
-            results["measurements"]["memory"] = r = bench_memory(tmp, args.tiny_runs, args.workers)
+            r = bench_memory(tmp, args.tiny_runs, args.workers)
+            results["measurements"]["memory"] = {**r, "when_utc": stamp}
             print(json.dumps({"memory": r}), flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    # --only keeps the other measurements of an earlier run (each says when it was taken)
+    out = Path(args.out)
+    if out.exists():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            kept = json.loads(out.read_text())["measurements"]
+            results["measurements"] = {**kept, **results["measurements"]}
+    out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 
