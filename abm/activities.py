@@ -78,14 +78,22 @@ def _ward_weights(model: CommonPurposeModel) -> np.ndarray:
     return w
 
 
-def _sample(model: CommonPurposeModel, k: int, weight: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
+def _sample(
+    model: CommonPurposeModel,
+    k: int,
+    weight: np.ndarray,
+    among: np.ndarray | None = None,
+    cum: np.ndarray | None = None,
+) -> np.ndarray:
     """k people drawn with probability proportional to weight (with replacement).
 
     `among` (indices) restricts the draw to those people; `weight` is then aligned with it.
+    `cum`, if given, is `np.cumsum(weight)` already taken (weights that did not change).
     """
     if k <= 0 or weight.size == 0:
         return np.zeros(0, dtype=np.int64)
-    cum = np.cumsum(weight)
+    if cum is None:
+        cum = np.cumsum(weight)
     if cum[-1] <= 0:
         return np.zeros(0, dtype=np.int64)
     pick = np.minimum(cum.searchsorted(model.rng.random(k) * cum[-1], side="right"), weight.size - 1)
@@ -118,10 +126,15 @@ def _targets(model: CommonPurposeModel, k: int, prefer_unaware: bool) -> np.ndar
     k_staff = int(model.rng.binomial(k, model.config.effort.staff_focus)) if k else 0
     if residents.size == 0:
         k_staff = k
+    cum_staff = cum_residents = None
+    if not prefer_unaware and model.config.effort.policy != "adaptive":  # fixed weights: fixed sums
+        cum_staff, cum_residents = model.fixed(
+            "ward_weight_cumsums", lambda m: (np.cumsum(w_staff), np.cumsum(w_residents))
+        )
     return np.concatenate(
         [
-            _sample(model, k_staff, weights(staff, w_staff, aware_staff), staff),
-            _sample(model, k - k_staff, weights(residents, w_residents, aware_residents), residents),
+            _sample(model, k_staff, weights(staff, w_staff, aware_staff), staff, cum_staff),
+            _sample(model, k - k_staff, weights(residents, w_residents, aware_residents), residents, cum_residents),
         ]
     )
 
@@ -230,11 +243,12 @@ def leadership(model: CommonPurposeModel, share: float) -> None:
     w_partner = np.where(senior & s.aware[staff], 0.05 + v, 0.0)
     if model.config.effort.policy == "adaptive":
         w_partner = w_partner * (1.0 - model.org_structure[s.org[staff]] + 0.05)
-    a, b = _sample(model, k, w_lead, staff), _sample(model, k, w_partner, staff)
+    cum_partner = np.cumsum(w_partner) if k > 0 else None  # drawn from twice
+    a, b = _sample(model, k, w_lead, staff), _sample(model, k, w_partner, staff, cum_partner)
     if a.size == 0 or b.size == 0:
         return
     same = s.org[a] == s.org[b]  # partners come from elsewhere: one redraw, then drop the rest
-    b[same] = _sample(model, int(same.sum()), w_partner, staff)
+    b[same] = _sample(model, int(same.sum()), w_partner, staff, cum_partner)
     pair = s.org[a] != s.org[b]
     a, b = a[pair], b[pair]
     strength = s.vision[a] * s.value[a]
