@@ -70,8 +70,8 @@ class People:
         self.residents = np.flatnonzero(~s.staff)
         self.staff_org = s.org[self.staff]
         self.target_residents = self.residents[model.ward_target[s.ward[self.residents]]]
-        self.has_org = s.org >= 0
-        self.org = np.maximum(s.org, 0).astype(np.intp)  # intp: faster to index with
+        self.in_org = np.flatnonzero(s.org >= 0)  # staff (residents belong to no organisation)
+        self.in_org_org = s.org[self.in_org].astype(np.intp)  # intp: faster to index with
 
 
 def model_metrics(model: CommonPurposeModel, people: People | None = None) -> dict[str, float]:
@@ -150,8 +150,9 @@ def _weights(model: CommonPurposeModel, people: People) -> np.ndarray:
     np.equal(model.stage, STAGES.index("common_purpose"), out=w[:, 3], casting="unsafe")
     np.equal(s.pa_class, 0, out=w[:, 4], casting="unsafe")  # staff have no class (-1)
     for col, per_org in ((5, model.org_structure), (6, model.org_embedded)):
-        table = per_org.astype(np.float32)
-        w[:, col] = np.where(people.has_org, table[people.org], 0.0) if per_org.size else 0.0
+        w[:, col] = 0.0
+        if per_org.size:  # only the people in an organisation: a gather over staff, not everyone
+            w[people.in_org, col] = per_org.astype(np.float32)[people.in_org_org]
     return w
 
 
