@@ -54,7 +54,9 @@ class _Part:
         self.pos[slot] = order
         self.pos = self.pos.reshape(2, m)
         if sort:  # every entry (both directions), in CSR order: row of each entry * n + column
-            self.keys = rows[slot].astype(np.int64) * n + indices
+            self.keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))  # rows in order: no gather
+            self.keys *= n
+            self.keys += indices
             self.key_tie = self.tie_at
         elif keys is not None:
             self.keys, self.key_tie = keys
