@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import re
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -249,6 +250,22 @@ def test_network_static_payload() -> None:
     assert static.tips["roles"][3] == "GP"
 
 
+def test_session_status_changes_only_with_a_new_run_or_its_end() -> None:
+    s = session()
+    changes: list[tuple[int, bool]] = []
+    s.status.subscribe(changes.append)
+    first = s.status.value
+    assert first[1] is True
+    assert s.step()
+    assert s.model is not None
+    s.advance(int(s.model.config.steps) - 2)
+    assert changes == []  # weekly steps leave the sidebar's status alone
+    assert s.step()
+    assert changes == [(first[0], False)]  # the run finished
+    s.reset(s.settings)
+    assert changes[-1] == (first[0] + 1, True)
+
+
 # --- drawings ----------------------------------------------------------------------------------
 
 
@@ -359,9 +376,15 @@ def button(rc: Any, label: str) -> v.Btn:
     return found
 
 
+def header_part(rc: Any, part: str) -> str:
+    """The text of the header's `cp-week` or `cp-sub` (both live in the one `cp-head` widget)."""
+    (el,) = [w for w in rc.find(solara.widgets.HTML).widgets if w.attributes.get("class") == "cp-head"]
+    (text,) = re.findall(rf'<div class="{part}">(.*?)</div>', el.unsafe_innerHTML)
+    return text
+
+
 def week(rc: Any) -> str:
-    (el,) = [w for w in rc.find(solara.widgets.HTML).widgets if w.attributes.get("class") == "cp-week"]
-    return el.unsafe_innerHTML
+    return header_part(rc, "cp-week")
 
 
 def alerts(rc: Any) -> list[str]:
@@ -390,10 +413,7 @@ def test_page_steps_resets_and_jumps(rendered: Any) -> None:
 
 def test_page_event_button_and_message(rendered: Any) -> None:
     button(rendered, "A new partner joins").click()
-    subs = [
-        w.unsafe_innerHTML for w in rendered.find(solara.widgets.HTML).widgets if w.attributes.get("class") == "cp-sub"
-    ]
-    assert "2,012 people" in subs[0]
+    assert "2,012 people" in header_part(rendered, "cp-sub")
 
 
 def test_a_failing_step_shows_a_message_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,10 +35,9 @@ SCALE_LABELS = {1: "As in the scenario", 10: "×10 (drawn as blocks)", 50: "×50
 def RunButtons(ctl: Controller) -> None:
     """Step, Play / Pause, +1 year, Reset, and the speed slider."""
     ui = ctl.ui
-    view = ctl.session.view()
-    ctl.session.changed.value  # noqa: B018 (redraw when the run changes)
+    # the run's status, not every week's change: the buttons only follow running / finished
+    _, can_step = ctl.session.status.value
     playing = ui.playing.value
-    can_step = bool(view and view.running)
     with solara.Row(gap="6px", style={"flex-wrap": "wrap"}):
         solara.Button(
             "Step",
@@ -102,7 +101,7 @@ def ScenarioPicker(ctl: Controller) -> None:
 @solara.component
 def PendingNote(ctl: Controller) -> None:
     """Tells the user that changed sliders take effect at the next Reset."""
-    ctl.session.changed.value  # noqa: B018
+    ctl.session.status.value  # noqa: B018 (the running settings change only with a new run)
     draft = ctl.ui.draft.value
     running = ctl.session.settings
     changes = draft.with_(seed=running.seed).changes(running) if draft.preset == running.preset else []
@@ -277,7 +276,7 @@ def MapDrop(on_files: Any, label: str) -> None:
 def MapPanel(ctl: Controller) -> None:
     """Run the scenario on a map of one's own: upload, summary, clear."""
     ui = ctl.ui
-    ctl.session.changed.value  # noqa: B018 (redraw when the run changes)
+    ctl.session.status.value  # noqa: B018 (the map changes only with a new run)
     current = ctl.session.map
     busy, set_busy = solara.use_state(False)
 

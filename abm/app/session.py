@@ -229,6 +229,9 @@ class Session:
     def __init__(self, settings: Settings) -> None:
         self.lock = threading.RLock()
         self.changed = solara.reactive(0)  # bumped after every change, so panels redraw
+        # (generation, running): changes only when a new run starts or the run finishes or breaks,
+        # so the sidebar need not redraw every week
+        self.status = solara.reactive((0, False))
         self.version = 0
         self.generation = 0
         self.model: CommonPurposeModel | None = None
@@ -314,7 +317,10 @@ class Session:
         with self.lock:
             self.version += 1
             version = self.version
+            model = self.model
+            status = (self.generation, model is not None and bool(model.running) and not self.broken)
         self.changed.set(version)
+        self.status.set(status)  # a no-op (no redraw) unless it differs
 
     def _after_step(self) -> None:
         model = self.model
