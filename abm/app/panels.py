@@ -401,10 +401,10 @@ def LadderPanel(ctl: Controller) -> None:
 @solara.component
 def EventButtons(ctl: Controller) -> None:
     ui = ctl.ui
-    view = current(ctl)
+    # the run's status, not every week's change: the buttons only follow running / finished
+    _, can = ctl.session.status.value
     cap = solara.use_reactive(0.35)
     keep = solara.use_reactive(0.5)
-    can = bool(view and view.running)
     with solara.Column(classes=["cp-panel"], gap="4px"):
         title("Fire an event now")
         solara.HTML(
