@@ -206,6 +206,8 @@ class Recorder:
         """Every group kind's sums from one product: stacked membership matrix x weights."""
         sources = self._group_sources(model)
         kinds = [(kind, *sources[kind]) for kind in self.blocks if sources[kind][1]]
+        if not kinds:  # e.g. only `community` asked for, and the scenario has no communities
+            return []
         key = (people.n, tuple((kind, len(names)) for kind, _, names in kinds))
         if self._groups is None or self._groups[0] != key:
             members = sp.vstack([_indicator(codes, len(names)) for _, codes, names in kinds], format="csr")

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from abm import CommonPurposeModel
-from abm.config import LeaderLeaves, NationalPolicyChange, PartnerJoins
+from abm.config import LeaderLeaves, NationalPolicyChange, PartnerJoins, load_config
 from abm.events import apply_event
 from abm.residents import baseline_rates
 from abm.state import Ties
@@ -313,3 +313,12 @@ def test_event_log_says_who_started_acting():
     model = run(steps=60)
     lines = [e["text"] for e in model.events_log]
     assert any("started acting" in line for line in lines)
+
+
+def test_group_outputs_of_a_kind_with_no_groups_are_empty_not_an_error():
+    """Only `community` outputs asked for, in a scenario without communities (found by hypothesis)."""
+    cfg = load_config("south_tees", {"communities": {}, "output.groups": ["community"], "steps": 2})
+    model = CommonPurposeModel(cfg)
+    model.run()
+    assert model.groups_frame().empty
+    assert len(model.model_frame()) == 3
