@@ -9,7 +9,7 @@ from abm.app import compare
 from abm.app.session import Session, StepError
 from abm.app.settings import Settings, parse_seed, preset_names
 from abm.app.ui import Ui, friendly, log
-from abm.app.upload import Upload, clean_name, describe, public, read_uploaded, store_upload
+from abm.app.upload import Upload, UploadedMap, clean_name, describe, public, read_uploaded, store_upload
 
 
 class Controller:
@@ -114,13 +114,7 @@ class Controller:
             return False
         old = session.map
         session.install(model, settings, new)
-        if old is not None:
-            session.maps.discard(old.source.parent if old.source.is_file() else old.source)
-        ui.draft.set(settings)
-        ui.seed_text.set(str(settings.seed))
-        ui.clear_filters()
-        ui.message.set("")
-        ui.notice.set(f"Now running on your map {new.name}: {new.summary()}.")
+        self._new_network(old, settings, f"Now running on your map {new.name}: {new.summary()}.")
         return True
 
     def clear_map(self) -> bool:
@@ -137,13 +131,19 @@ class Controller:
             log.info("clearing the map refused: %s", exc)
             ui.message.set(self.public(f"Could not go back to the scenario's network: {friendly(exc)}"))
             return False
-        self.session.maps.discard(old.source.parent if old.source.is_file() else old.source)
+        self._new_network(old, settings, f"Map {old.name} cleared: back to the scenario's own network.")
+        return True
+
+    def _new_network(self, old: UploadedMap | None, settings: Settings, notice: str) -> None:
+        """After a run on another network: drop the old map's files, show the new run's settings."""
+        if old is not None:
+            self.session.maps.discard(old.source.parent if old.source.is_file() else old.source)
+        ui = self.ui
         ui.draft.set(settings)
         ui.seed_text.set(str(settings.seed))
         ui.clear_filters()
         ui.message.set("")
-        ui.notice.set(f"Map {old.name} cleared: back to the scenario's own network.")
-        return True
+        ui.notice.set(notice)
 
     def close(self) -> None:
         """The page is gone: stop playing and delete the session's uploads."""
