@@ -38,6 +38,7 @@ from abm import CommonPurposeModel
 from abm.cli import main
 from abm.io import DATA_FILES, META_FILE, read_run
 from abm.sweep import load_sweep, read_failures, read_run_meta, run_sweep
+from tests.conftest import dask_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 ABM = Path(sys.executable).parent / "abm"
@@ -617,33 +618,10 @@ def test_report_disk_full_injected(reference: Path, tmp_path: Path, monkeypatch,
     assert (report / "index.html").is_file()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_sigkill_of_a_dask_worker(reference: Path, spec: Path, tmp_path: Path) -> None:
     """Kill -9 a Dask worker process mid-sweep: Dask reruns its tasks; same runs, same summary."""
-    pytest.importorskip("distributed")
-    address = f"tcp://127.0.0.1:{_free_port()}"
-    dask = str(Path(sys.executable).parent / "dask")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    quiet_io = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    procs = [
-        subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1]], **quiet_io)
-    ]
     out = tmp_path / "out"
-    try:
-        for _ in range(2):  # each under a nanny, which starts a new worker process when one dies
-            worker = [dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1"]
-            procs.append(subprocess.Popen(worker, **quiet_io))
-        from distributed import Client
-
-        with Client(address, timeout="30s") as client:
-            client.wait_for_workers(2, timeout=60)
+    with dask_cluster(workers=2) as (address, procs):  # each worker under a nanny, which restarts it
         driver = subprocess.Popen(
             sweep_cmd(spec, out, "--scheduler", address), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
@@ -658,15 +636,6 @@ def test_sigkill_of_a_dask_worker(reference: Path, spec: Path, tmp_path: Path) -
         assert driver.returncode == 0, stderr
         assert_sweep_complete(out, reference)
         assert json.loads((out / "sweep.json").read_text())["history"][-1]["failed"] == 0
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
 
 # --- abm run: where the output directory already exists ------------------------------------------------------

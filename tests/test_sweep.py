@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from abm.sweep import (
     read_run_meta,
     run_sweep,
 )
+from tests.conftest import dask_cluster, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "set: {population.residents: 150, steps: 10}\n"
@@ -332,56 +332,14 @@ def test_crashed_worker_does_not_stop_the_sweep(tmp_path: Path, monkeypatch: pyt
     assert_complete(out)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_dask_cluster_matches_local_pool(reference: Path, tmp_path: Path) -> None:
-    pytest.importorskip("distributed")
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    dask = str(Path(sys.executable).parent / "dask")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    flags = ["--no-dashboard"]
-    procs = [
-        subprocess.Popen(
-            [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), *flags],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    ]
-    try:
-        for _ in range(2):  # workers retry until the scheduler is up
-            procs.append(
-                subprocess.Popen(
-                    [dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1", *flags],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-        from distributed import Client
-
-        with Client(address, timeout="30s") as client:
-            client.wait_for_workers(2, timeout=60)
+    with dask_cluster(workers=2) as (address, _):
         out = tmp_path / "dask"
         result = run_sweep(load_sweep(write(tmp_path, GRID)), out, scheduler=address, say=quiet)
         assert result.finished == 24 and "2 worker(s)" in result.backend
         assert (out / "summary.parquet").read_bytes() == (reference / "summary.parquet").read_bytes()
         workers_used = {read_run_meta(p)["worker"] for p in (out / "runs").glob("*.parquet")}
         assert len(workers_used) == 2  # both workers took part
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
 
 def test_unreachable_scheduler_writes_nothing(tmp_path: Path) -> None:
@@ -389,7 +347,7 @@ def test_unreachable_scheduler_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     sweep = load_sweep(write(tmp_path, GRID))
     with pytest.raises(SweepError, match="cannot reach a Dask scheduler"):
-        run_sweep(sweep, out, scheduler=f"tcp://127.0.0.1:{_free_port()}", connect_timeout=1, say=quiet)
+        run_sweep(sweep, out, scheduler=f"tcp://127.0.0.1:{free_port()}", connect_timeout=1, say=quiet)
     assert not out.exists()
 
 
