@@ -119,9 +119,9 @@ def _targets(model: CommonPurposeModel, k: int, prefer_unaware: bool) -> np.ndar
     else:
         w_staff, aware_staff, w_residents, aware_residents = model.fixed("ward_weights", _person_ward_weights)
 
-    def weights(idx: np.ndarray, w: np.ndarray, w_aware: np.ndarray) -> np.ndarray:
+    def weights(rows: slice | np.ndarray, w: np.ndarray, w_aware: np.ndarray) -> np.ndarray:
         """Ward weights, lowered to 0.3 of them for people already aware when the unaware come first."""
-        return np.where(s.aware[idx], w_aware, w) if prefer_unaware else w
+        return np.where(s.aware[rows], w_aware, w) if prefer_unaware else w
 
     k_staff = int(model.rng.binomial(k, model.config.effort.staff_focus)) if k else 0
     if residents.size == 0:
@@ -133,8 +133,10 @@ def _targets(model: CommonPurposeModel, k: int, prefer_unaware: bool) -> np.ndar
         )
     return np.concatenate(
         [
-            _sample(model, k_staff, weights(staff, w_staff, aware_staff), staff, cum_staff),
-            _sample(model, k - k_staff, weights(residents, w_residents, aware_residents), residents, cum_residents),
+            _sample(model, k_staff, weights(model.staff_rows, w_staff, aware_staff), staff, cum_staff),
+            _sample(
+                model, k - k_staff, weights(model.resident_rows, w_residents, aware_residents), residents, cum_residents
+            ),
         ]
     )
 
@@ -154,8 +156,8 @@ def engagement(model: CommonPurposeModel, share: float) -> None:
     s.vision[t] += spec.vision_gain * culture_gate(model, t) * (1.0 - s.vision[t])
     s.acted_after[t] = ACTIVITY_CODE["engagement"]
     if spec.new_ties:
-        staff = model.staff_index
-        ambassadors = staff[s.vision[staff] >= model.config.ladder.vision_threshold]
+        staff, rows = model.staff_index, model.staff_rows
+        ambassadors = staff[s.vision[rows] >= model.config.ladder.vision_threshold]
         if ambassadors.size == 0:
             ambassadors = np.flatnonzero(s.staff & (s.level == s.level.max()))
         if ambassadors.size:
@@ -194,16 +196,16 @@ def collaborative(model: CommonPurposeModel, share: float) -> None:
     spec = model.config.activities.collaborative
     s = model.state
     k = _actions(model, share, spec.cost)
-    staff = model.staff_index
-    w = np.where(s.aware[staff], 0.05 + s.vision[staff], 0.0)
+    staff, rows = model.staff_index, model.staff_rows  # rows: a view of staff when one block
+    w = np.where(s.aware[rows], 0.05 + s.vision[rows], 0.0)
     if model.config.effort.policy == "adaptive":
-        w = w * (1.0 - model.org_structure[s.org[staff]] + 0.05)
+        w = w * (1.0 - model.org_structure[s.org[rows]] + 0.05)
     a = _sample(model, k, w, staff)
     if a.size == 0:
         return
     brokered = model.rng.random(a.size) < spec.brokered_share
     b, tie = model.ties.random_neighbour(a, model.rng)
-    pool = staff[s.aware[staff]]
+    pool = staff[s.aware[rows]]
     if brokered.any() and pool.size:
         cand = pool[model.rng.integers(0, pool.size, int(brokered.sum()))]
         b[brokered] = np.where(s.sector[cand] != s.sector[a[brokered]], cand, -1)
@@ -236,13 +238,13 @@ def leadership(model: CommonPurposeModel, share: float) -> None:
     spec = model.config.activities.leadership
     s = model.state
     k = _actions(model, share, spec.cost)
-    staff = model.staff_index
-    senior = s.level[staff] >= spec.min_level
-    v = s.vision[staff]
-    w_lead = np.where(senior & (v >= model.config.ladder.vision_threshold), v * s.value[staff], 0.0)
-    w_partner = np.where(senior & s.aware[staff], 0.05 + v, 0.0)
+    staff, rows = model.staff_index, model.staff_rows
+    senior = s.level[rows] >= spec.min_level
+    v = s.vision[rows]
+    w_lead = np.where(senior & (v >= model.config.ladder.vision_threshold), v * s.value[rows], 0.0)
+    w_partner = np.where(senior & s.aware[rows], 0.05 + v, 0.0)
     if model.config.effort.policy == "adaptive":
-        w_partner = w_partner * (1.0 - model.org_structure[s.org[staff]] + 0.05)
+        w_partner = w_partner * (1.0 - model.org_structure[s.org[rows]] + 0.05)
     cum_partner = np.cumsum(w_partner) if k > 0 else None  # drawn from twice
     a, b = _sample(model, k, w_lead, staff), _sample(model, k, w_partner, staff, cum_partner)
     if a.size == 0 or b.size == 0:

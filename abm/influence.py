@@ -32,9 +32,13 @@ NEW_ADOPTERS = 7  # independent cascade
 
 
 def _columns(model: CommonPurposeModel, k: int) -> np.ndarray:
-    """The (n, k) float32 block the neighbour sums are taken of, with its fixed columns filled in."""
+    """The (n, k) float32 block the neighbour sums are taken of, with its fixed columns filled in.
+
+    Columns past the ones in use stay zero: the product is faster on 8 columns than on 7
+    (and on 12 than on 9), and each column's sums do not depend on the others.
+    """
     s = model.state
-    cols = np.empty((s.n, k), dtype=np.float32)
+    cols = np.zeros((s.n, k), dtype=np.float32)
     cols[:, WEIGHT] = s.influence
     cols[:, RESIDENT] = ~s.staff
     return cols
@@ -50,7 +54,7 @@ def neighbour_sums(model: CommonPurposeModel) -> np.ndarray:
     lad = model.config.ladder
     rule = model.config.influence.rule
     w = s.influence
-    k = {"threshold": 9, "independent_cascade": 8}.get(rule, 7)
+    k = 12 if rule == "threshold" else 8  # columns in use: 9 for threshold, 8 cascade, else 7
     cols = model.fixed(f"sum_columns_{k}", lambda m: _columns(m, k))
     contact = model.fixed("staff_contact", lambda m: m.state.resident_contact * m.state.staff)
     resident = model.fixed("resident_mask", lambda m: ~m.state.staff)
@@ -109,17 +113,24 @@ def social_influence(model: CommonPurposeModel) -> None:
     s.aware |= s.vision >= model.config.ladder.aware_threshold
 
 
+def ward_class_counts(model: CommonPurposeModel) -> np.ndarray:
+    """Residents per ward (rows) and activity class (columns: inactive, fairly active, active).
+
+    One count of ward * 3 + class: cheaper than picking out each class's residents.
+    """
+    wards = len(model.ward_names)
+    code = model.fixed("resident_ward3", lambda m: 3 * m.state.ward[m.resident_index].astype(np.intp))
+    return np.bincount(code + model.state.pa_class[model.resident_rows], minlength=3 * wards).reshape(wards, 3)
+
+
 def results_signal(model: CommonPurposeModel) -> np.ndarray:
     """Per person, how far inactivity has fallen where they work or live (0 none, 1 gone)."""
-    s = model.state
-    wards = len(model.ward_names)
-    res = model.resident_index
-    res_ward = model.fixed("resident_ward", lambda m: m.state.ward[m.resident_index])
     counts = model.fixed("ward_residents", ward_residents)
-    inactive = np.bincount(res_ward[s.pa_class[res] == 0], minlength=wards) / counts
+    inactive = ward_class_counts(model)[:, 0] / counts
     base = np.maximum(model.ward_inactive_baseline, 1e-9)
     by_ward = clip01((model.ward_inactive_baseline - inactive) / base)
-    overall = float(np.clip((model.inactive_baseline - inactive.mean()) / max(model.inactive_baseline, 1e-9), 0, 1))
+    fall = float((model.inactive_baseline - inactive.mean()) / max(model.inactive_baseline, 1e-9))
+    overall = min(max(fall, 0.0), 1.0)
     return (0.5 * by_ward + 0.5 * overall)[ward_index(model)]
 
 

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.sparse import _sparsetools
 
 from abm.acting import STAGES
+from abm.state import as_slice
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -72,6 +74,9 @@ class People:
         self.target_residents = self.residents[model.ward_target[s.ward[self.residents]]]
         self.in_org = np.flatnonzero(s.org >= 0)  # staff (residents belong to no organisation)
         self.in_org_org = s.org[self.in_org].astype(np.intp)  # intp: faster to index with
+        # slices when staff or residents are one block of rows (as generated): views, not gathers
+        self.staff_rows = as_slice(self.staff)
+        self.resident_rows = as_slice(self.residents)
 
 
 def model_metrics(model: CommonPurposeModel, people: People | None = None) -> dict[str, float]:
@@ -90,8 +95,8 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
     n_acting = np.count_nonzero(s.acting)
     counts = np.bincount(model.stage, minlength=len(STAGES))
     n_cp = int(counts[STAGES.index("common_purpose")])
-    cp_staff = np.count_nonzero(model.stage[people.staff] == STAGES.index("common_purpose"))
-    pa = np.bincount(s.pa_class[people.residents], minlength=3)  # residents' classes are 0..2
+    cp_staff = np.count_nonzero(model.stage[people.staff_rows] == STAGES.index("common_purpose"))
+    pa = np.bincount(s.pa_class[people.resident_rows], minlength=3)  # residents' classes are 0..2
     target_inactive = np.count_nonzero(s.pa_class[people.target_residents] == 0)
     staff_org = people.staff_org
     row = {
@@ -134,23 +139,27 @@ def _indicator(codes: np.ndarray, k: int) -> sp.csr_matrix:
 #: What group metrics sum per person: the first three change only when people are added.
 _SUMS = ("count", "residents", "staff", "vision", "value", "acting", "cp", "inactive", "structure", "embedded")
 _FIXED = 3
+#: Columns of the weekly weights block: the weekly sums of _SUMS, and one of zeros (the product
+#: is faster on 8 columns than on 7; each column's sums do not depend on the others).
+_WIDTH = 8
 
 
-def _weights(model: CommonPurposeModel, people: People) -> np.ndarray:
+def _weights(model: CommonPurposeModel, people: People, w: np.ndarray | None = None) -> np.ndarray:
     """Per person, this week's quantities that group metrics sum (the columns of _SUMS after _FIXED).
 
     Values are rounded to float32 (as the sums have always been taken) but stored as float64,
-    the membership matrix's type, so the product needs no converted copy.
+    the membership matrix's type, so the product needs no converted copy. `w`, if given, is last
+    week's block for the same people, refilled in place (its zero columns and rows stay zero).
     """
     s = model.state
-    w = np.empty((s.n, len(_SUMS) - _FIXED))
+    if w is None:
+        w = np.zeros((s.n, _WIDTH))
     w[:, 0] = s.vision.astype(np.float32)
     w[:, 1] = s.value.astype(np.float32)
     w[:, 2] = s.acting
     np.equal(model.stage, STAGES.index("common_purpose"), out=w[:, 3], casting="unsafe")
     np.equal(s.pa_class, 0, out=w[:, 4], casting="unsafe")  # staff have no class (-1)
     for col, per_org in ((5, model.org_structure), (6, model.org_embedded)):
-        w[:, col] = 0.0
         if per_org.size:  # only the people in an organisation: a gather over staff, not everyone
             w[people.in_org, col] = per_org.astype(np.float32)[people.in_org_org]
     return w
@@ -165,23 +174,37 @@ def _fixed_weights(model: CommonPurposeModel) -> np.ndarray:
     return w
 
 
-def _group_block(sums: np.ndarray) -> np.ndarray:
-    """Rows: groups; columns: GROUP_METRICS, from the group sums in the order of _SUMS."""
-    count, n_res, n_staff, vision, value, acting, cp, inactive, struct, embedded = sums.T
-    denom = np.maximum(count, 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.column_stack(
-            [
-                count,
-                vision / denom,
-                value / denom,
-                acting / denom,
-                cp / denom,
-                np.where(n_res > 0, inactive / n_res, np.nan),
-                np.where(n_staff > 0, struct / n_staff, np.nan),
-                np.where(n_staff > 0, embedded / n_staff, np.nan),
-            ]
-        )
+class _Groups:
+    """The stacked membership matrix of the group kinds recorded, and what follows from who is who.
+
+    Rows are groups (kind after kind), columns people. The fixed sums (count, residents, staff)
+    give each metric's denominator once; each week needs one product and two divisions.
+    """
+
+    def __init__(self, model: CommonPurposeModel, kinds: list[tuple[str, np.ndarray, list[str]]]):
+        members = sp.vstack([_indicator(codes, len(names)) for _, codes, names in kinds], format="csr")
+        self.members = members
+        count, n_res, n_staff = (members @ _fixed_weights(model)).T
+        self.count = count
+        self.denom = np.maximum(count, 1)[:, None]
+        # the inactive share is over residents, structure and embedding over staff; none: NaN
+        self.per_member = np.column_stack([n_res, n_staff, n_staff])
+        self.has = self.per_member > 0
+        self.ends = np.cumsum([len(names) for _, _, names in kinds]).tolist()
+        self.weights: np.ndarray | None = None
+
+    def block(self, model: CommonPurposeModel, people: People) -> np.ndarray:
+        """Rows: groups; columns: GROUP_METRICS, for this week."""
+        self.weights = _weights(model, people, self.weights)
+        w, A = self.weights, self.members
+        sums = np.zeros((A.shape[0], _WIDTH))  # A @ w, straight to sparsetools (no per-call checks)
+        _sparsetools.csr_matvecs(A.shape[0], A.shape[1], _WIDTH, A.indptr, A.indices, A.data, w.ravel(), sums.ravel())
+        block = np.empty((A.shape[0], len(GROUP_METRICS)))
+        block[:, 0] = self.count
+        np.divide(sums[:, 0:4], self.denom, out=block[:, 1:5])
+        block[:, 5:8] = np.nan
+        np.divide(sums[:, 4:7], self.per_member, out=block[:, 5:8], where=self.has)
+        return block
 
 
 class Recorder:
@@ -191,7 +214,7 @@ class Recorder:
         self.rows: list[dict[str, float]] = []
         self.blocks: dict[str, list[tuple[int, np.ndarray, list[str]]]] = {k: [] for k in model.config.output.groups}
         self._people: People | None = None
-        self._groups: tuple[tuple, sp.csr_matrix, np.ndarray] | None = None
+        self._groups: tuple[tuple, _Groups] | None = None
 
     def _group_sources(self, model: CommonPurposeModel) -> dict[str, tuple[np.ndarray, list[str]]]:
         s = model.state
@@ -203,20 +226,18 @@ class Recorder:
         }
 
     def _group_sums(self, model: CommonPurposeModel, people: People) -> list[tuple[str, np.ndarray, list[str]]]:
-        """Every group kind's sums from one product: stacked membership matrix x weights."""
-        sources = self._group_sources(model)
-        kinds = [(kind, *sources[kind]) for kind in self.blocks if sources[kind][1]]
-        if not kinds:  # e.g. only `community` asked for, and the scenario has no communities
+        """Every group kind's metrics from one product: stacked membership matrix x weights."""
+        if self._groups is None or self._groups[0][0] != people.n:
+            sources = self._group_sources(model)
+            kinds = [(kind, *sources[kind]) for kind in self.blocks if sources[kind][1]]
+            key = (people.n, [(kind, list(names)) for kind, _, names in kinds])
+            self._groups = (key, _Groups(model, kinds) if kinds else None)
+        (_, kinds), groups = self._groups
+        if groups is None:  # e.g. only `community` asked for, and the scenario has no communities
             return []
-        key = (people.n, tuple((kind, len(names)) for kind, _, names in kinds))
-        if self._groups is None or self._groups[0] != key:
-            members = sp.vstack([_indicator(codes, len(names)) for _, codes, names in kinds], format="csr")
-            self._groups = (key, members, members @ _fixed_weights(model))
-        _, members, fixed = self._groups
-        sums = np.hstack([fixed, members @ _weights(model, people)])
-        block = _group_block(sums)
-        ends = np.cumsum([len(names) for _, _, names in kinds])
-        return [(kind, part, names) for (kind, _, names), part in zip(kinds, np.split(block, ends[:-1]), strict=True)]
+        block = groups.block(model, people)
+        starts = [0, *groups.ends[:-1]]
+        return [(kind, block[a:b], names) for (kind, names), a, b in zip(kinds, starts, groups.ends, strict=True)]
 
     def record(self, model: CommonPurposeModel) -> dict[str, float]:
         if self._people is None or self._people.n != model.state.n:
@@ -225,7 +246,7 @@ class Recorder:
         self.rows.append(row)
         if self.blocks:
             for kind, block, names in self._group_sums(model, self._people):
-                self.blocks[kind].append((model.week, block, list(names)))
+                self.blocks[kind].append((model.week, block, names))
         return row
 
     def model_frame(self, docking: bool = False) -> pd.DataFrame:

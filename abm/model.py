@@ -39,7 +39,7 @@ from abm.influence import feedback, neighbour_sums, social_influence
 from abm.metrics import MODEL_COLUMNS, Recorder
 from abm.network import TIE_KINDS, generate
 from abm.residents import baseline_rates, move_classes
-from abm.state import State, Ties
+from abm.state import State, Ties, as_slice
 from abm.turnover import staff_turnover
 
 #: Keyword shortcuts for the most used settings (for batch_run and SolaraViz sliders).
@@ -318,6 +318,16 @@ class CommonPurposeModel(mesa.Model):
     def resident_index(self) -> np.ndarray:
         """Indices of residents (cached until people are added)."""
         return self.fixed("resident_index", lambda m: np.flatnonzero(~m.state.staff))
+
+    @property
+    def staff_rows(self) -> slice | np.ndarray:
+        """Staff as a slice when they are one block of rows (a view is free, a gather is not), else indices."""
+        return self.fixed("staff_rows", lambda m: as_slice(m.staff_index))
+
+    @property
+    def resident_rows(self) -> slice | np.ndarray:
+        """Residents as a slice when they are one block of rows (as generated), else indices."""
+        return self.fixed("resident_rows", lambda m: as_slice(m.resident_index))
 
     def gate(self) -> np.ndarray:
         """This week's culture gate for everyone, once culture has stopped changing (influence on)."""

@@ -55,9 +55,9 @@ def move_classes(model: CommonPurposeModel) -> None:
     """
     cfg = model.config.residents_activity
     s = model.state
-    res = model.resident_index
-    if res.size == 0:
+    if model.resident_index.size == 0:
         return
+    res = model.resident_rows  # a slice when residents are one block: views instead of gathers
     pro, peers = exposure(model, res)
     gate = 1.0 - cfg.culture_weight * (1.0 - s.culture[res] * model.national_culture)
     uplift = cfg.professional_effect * pro * gate * (1.0 + cfg.peer_effect * peers)
@@ -65,5 +65,5 @@ def move_classes(model: CommonPurposeModel) -> None:
     rates = model.fixed("resident_rates", _resident_rates)
     up = (np.where(cls == 0, rates[0], rates[1]) + uplift) * (cls < 2)
     down = np.array([0.0, cfg.relapse_fairly, cfg.relapse_active])[cls.astype(np.intp)] * (1.0 - cfg.protection * pro)
-    r = model.rng.random(res.size)
+    r = model.rng.random(cls.size)
     s.pa_class[res] = cls + (r < up) - ((r >= up) & (r < up + down))
