@@ -52,8 +52,9 @@ class _Part:
         _sparsetools.coo_tocsr(n, n, 2 * m, rows, cols, order, indptr, indices, slot)
         if sort:  # columns sorted within rows make row*n+col globally sorted: lookups need no argsort
             _sparsetools.csr_sort_indices(n, indptr, indices, slot)
-        self.lo = lo
-        self.tie_at = slot - m * (slot >= m) + lo  # CSR position -> tie id (sequential, no gather)
+        self.lo, self.n = lo, n
+        rel = slot - m * (slot >= m)  # CSR position -> tie id - lo (sequential, no gather)
+        self.tie_at = rel + lo
         # tie id - lo -> its two CSR positions (row 0 from eu, row 1 from ev): the inverse of slot
         self.pos = np.empty(2 * m, dtype=slot.dtype)
         self.pos[slot] = order
@@ -70,23 +71,27 @@ class _Part:
             by_key = np.argsort(keys, kind="stable")
             self.keys, self.key_tie = keys[by_key], by_key + lo
         live = (ties.trust[lo:hi] * ties.alive[lo:hi]).astype(np.float32)
-        data = np.concatenate([live, live])[slot]
-        self.A = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+        # the CSR arrays are kept bare: a scipy matrix costs checks at every build (see `A`)
+        self.data, self.indices, self.indptr = live[rel], indices, indptr
+
+    @property
+    def A(self) -> sp.csr_matrix:
+        """The matrix as scipy's CSR, sharing this part's arrays (for products other than float32 blocks)."""
+        return sp.csr_matrix((self.data, self.indices, self.indptr), shape=(self.n, self.n), copy=False)
 
     def add_product(self, x: np.ndarray, out: np.ndarray) -> None:
         """out += self.A @ x for a C-ordered float32 (n, k) block (the same sums, without scipy's checks).
 
         The rows are summed on their own first, then added to `out` once, as `out += self.A @ x` does.
         """
-        A, part = self.A, np.zeros(out.shape, dtype=np.float32)
-        n_row, n_col = A.shape
-        _sparsetools.csr_matvecs(n_row, n_col, x.shape[1], A.indptr, A.indices, A.data, x.ravel(), part.ravel())
+        part, n = np.zeros(out.shape, dtype=np.float32), self.n
+        _sparsetools.csr_matvecs(n, n, x.shape[1], self.indptr, self.indices, self.data, x.ravel(), part.ravel())
         out += part
 
     def write(self, tie: np.ndarray, value: np.ndarray) -> None:
         k = tie - self.lo
-        self.A.data[self.pos[0, k]] = value
-        self.A.data[self.pos[1, k]] = value
+        self.data[self.pos[0, k]] = value
+        self.data[self.pos[1, k]] = value
 
     def find(self, key: np.ndarray) -> np.ndarray:
         """Tie ids for pair keys u * n + v (u < v), -1 where not in this part."""
@@ -99,10 +104,24 @@ class _Part:
 
     def rows(self, nodes: np.ndarray) -> np.ndarray:
         """CSR positions of every entry in the given rows."""
-        start = self.A.indptr[nodes].astype(np.int64)
-        count = self.A.indptr[nodes + 1].astype(np.int64) - start
+        start = self.indptr[nodes].astype(np.int64)
+        count = self.indptr[nodes + 1].astype(np.int64) - start
         offsets = np.repeat(start - np.concatenate([[0], np.cumsum(count)[:-1]]), count)
         return offsets + np.arange(int(count.sum()))
+
+
+def _insert_sorted(
+    keys: np.ndarray, ids: np.ndarray, new_keys: np.ndarray, new_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted `new_keys` (with their ids) merged into sorted `keys`, as `np.insert` at `searchsorted` does."""
+    at = keys.searchsorted(new_keys)
+    at += np.arange(at.size)  # where each new key lands in the merged arrays
+    old = np.ones(keys.size + at.size, dtype=bool)
+    old[at] = False
+    out_keys, out_ids = np.empty(old.size, dtype=keys.dtype), np.empty(old.size, dtype=ids.dtype)
+    out_keys[at], out_ids[at] = new_keys, new_ids
+    out_keys[old], out_ids[old] = keys, ids
+    return out_keys, out_ids
 
 
 def _pick(x: float | np.ndarray, idx: np.ndarray, dtype: type) -> np.ndarray:
@@ -216,8 +235,7 @@ class Ties:
         if self.side is None:
             keys = (new_keys, new_ids)
         else:  # insert this week's keys into the side's sorted ones (no re-sorting)
-            at = self.side.keys.searchsorted(new_keys)
-            keys = (np.insert(self.side.keys, at, new_keys), np.insert(self.side.key_tie, at, new_ids))
+            keys = _insert_sorted(self.side.keys, self.side.key_tie, new_keys, new_ids)
         self.side = _Part(self, self.m_main, m, sort=False, keys=keys)
         self.m_side = m
         self._pending_keys = None
@@ -228,13 +246,13 @@ class Ties:
     def matmul(self, x: np.ndarray) -> np.ndarray:
         """Trust-weighted neighbour sums, W @ x, for a vector or an (n, k) block (flushes first)."""
         self.flush()
-        if x.ndim != 2 or x.dtype != np.float32 or not x.flags.c_contiguous or self.main.A.dtype != np.float32:
+        if x.ndim != 2 or x.dtype != np.float32 or not x.flags.c_contiguous:
             out = self.main.A @ x
             if self.side is not None:
                 out += self.side.A @ x
             return out
         # straight to sparsetools (as scipy's own product does, without its per-call checks)
-        A = self.main.A
+        A = self.main
         out = np.zeros((self.n, x.shape[1]), dtype=np.float32)
         _sparsetools.csr_matvecs(self.n, self.n, x.shape[1], A.indptr, A.indices, A.data, x.ravel(), out.ravel())
         if self.side is not None:
@@ -349,7 +367,7 @@ class Ties:
     def random_neighbour(self, nodes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One random live neighbour of each node (-1 when none) and the tie id (pending ties excluded)."""
         parts = self._parts()
-        degs = [np.diff(p.A.indptr)[nodes].astype(np.int64) for p in parts]
+        degs = [np.diff(p.indptr)[nodes].astype(np.int64) for p in parts]
         total = sum(degs)
         r = (rng.random(nodes.size) * total).astype(np.int64)
         nb = np.full(nodes.size, -1, dtype=np.int64)
@@ -357,8 +375,8 @@ class Ties:
         offset = np.zeros(nodes.size, dtype=np.int64)
         for part, deg in zip(parts, degs, strict=True):
             pick = (r >= offset) & (r < offset + deg)
-            pos = part.A.indptr[nodes[pick]] + (r[pick] - offset[pick])
-            nb[pick] = part.A.indices[pos]
+            pos = part.indptr[nodes[pick]] + (r[pick] - offset[pick])
+            nb[pick] = part.indices[pos]
             tie[pick] = part.tie_at[pos]
             offset += deg
         dead = (tie >= 0) & ~self.alive[np.maximum(tie, 0)]
