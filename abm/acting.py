@@ -72,18 +72,34 @@ def local_structure(model: CommonPurposeModel) -> np.ndarray:
 def acting_probability(model: CommonPurposeModel) -> np.ndarray:
     cfg = model.config.acting
     s = model.state
-    commitment = s.vision * s.value * (0.5 + 0.5 * s.skills)
-    x = clip01((commitment - cfg.threshold) / cfg.width)
-    p_conscious = x * x * (3.0 - 2.0 * x)
+    # the formulas above, evaluated in place in the same order (the same figures, fewer arrays)
+    x = np.multiply(s.skills, 0.5)
+    x += 0.5
+    commitment = np.multiply(s.vision, s.value)
+    x *= commitment
+    x -= cfg.threshold
+    x /= cfg.width
+    x = clip01(x, out=x)
+    p = np.multiply(x, x, out=commitment)
+    x *= -2.0  # 3 - 2x as -2x + 3 (the same rounding)
+    x += 3.0
+    p *= x  # p_conscious
     # structures and routines per organisation and ward, then one look-up per person
     per_org = clip01(model.org_structure) ** cfg.structure_exponent
     per_ward = clip01(_resident_structure(model)) ** cfg.structure_exponent
-    p_structure = _by_person(model, per_org, per_ward, 0.0)  # no organisation: 0 ** exponent
+    p *= _by_person(model, per_org, per_ward, 0.0)  # p_structure; no organisation: 0 ** exponent
     routine_org = cfg.embedded_action * legacy(model)
     routine = _by_person(model, routine_org, np.zeros(per_ward.size), 0.0)
-    p = 1.0 - (1.0 - p_conscious * p_structure) * (1.0 - routine)
-    keep = cfg.habit * s.acting * (p > 0)
-    return 1.0 - (1.0 - p) * (1.0 - keep)
+    np.subtract(1.0, p, out=p)
+    np.subtract(1.0, routine, out=routine)
+    p *= routine
+    np.subtract(1.0, p, out=p)  # p = 1 - (1 - p_conscious p_structure)(1 - p_routine)
+    keep = np.multiply(s.acting, cfg.habit, out=routine)
+    keep *= p > 0
+    np.subtract(1.0, keep, out=keep)
+    q = np.subtract(1.0, p, out=p)
+    q *= keep
+    return np.subtract(1.0, q, out=q)  # 1 - (1 - p)(1 - keep)
 
 
 def decide_acting(model: CommonPurposeModel) -> None:
@@ -104,7 +120,7 @@ def update_ladder(model: CommonPurposeModel) -> None:
     # the highest rung whose condition holds (acting counts even without vision or value)
     stage = np.where(subscribed, np.int8(2), s.aware.view(np.int8))
     for code, reached in ((3, both), (4, s.acting), (5, common)):
-        stage = np.where(reached, np.int8(code), stage)
+        np.copyto(stage, np.int8(code), where=reached)
     model.stage = stage
     week = model.week
     for first, now in ((s.first_subscribed, subscribed), (s.first_valued, valued), (s.first_acting, s.acting)):

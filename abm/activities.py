@@ -40,10 +40,16 @@ def culture_gate(model: CommonPurposeModel, idx: np.ndarray | slice = slice(None
     """How well influence lands on each person: cultural fit, offset by the pilot's insight."""
     cfg = model.config.influence
     s = model.state
-    base = clip01(s.culture[idx] * model.national_culture) ** cfg.culture_exponent
+    base = clip01(s.culture[idx] * model.national_culture)
+    if cfg.culture_exponent != 1.0:  # x ** 1.0 is x
+        base **= cfg.culture_exponent
     ward = ward_index(model)[idx] if isinstance(idx, slice) else s.ward[idx]
     q = np.maximum(s.insight[idx], model.ward_insight[ward])
-    return base + (1.0 - base) * cfg.insight_effect * q
+    gate = np.subtract(1.0, base)  # base + (1 - base) * insight_effect * q, in place
+    gate *= cfg.insight_effect
+    gate *= q
+    gate += base
+    return gate
 
 
 def allocation(model: CommonPurposeModel) -> dict[str, float]:

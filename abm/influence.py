@@ -85,14 +85,23 @@ def social_influence(model: CommonPurposeModel) -> None:
         has = weight > 0
         all_have = bool(has.all())
         safe = weight if all_have else np.where(has, weight, 1.0)
+        zeros = model.fixed("zeros", lambda m: np.zeros(m.state.n))  # read only: maximum with an array is faster
+        up, down = np.empty(s.n), np.empty(s.n)  # reused: the same operations in place, in the same order
         for x, col, gated in ((s.value, VALUE, True), (s.vision, VISION, False)):
-            mean = (nb[:, col].astype(float) if own is None else nb[:, col] + own * x) / safe
-            gap = mean - x if all_have else np.where(has, mean - x, 0.0)
-            up = np.maximum(gap, 0.0) * gate
+            gap = np.divide(nb[:, col] if own is None else nb[:, col] + own * x, safe, out=down)  # the mean
+            gap -= x
+            if not all_have:
+                gap[~has] = 0.0
+            up = np.maximum(gap, zeros, out=up)
+            up *= gate
             if gated:
                 up *= s.vision
-            down = np.minimum(gap, 0.0) * cfg.decline * s.susceptibility
-            x += cfg.rate * (up + down)
+            down = np.minimum(gap, zeros, out=down)
+            down *= cfg.decline
+            down *= s.susceptibility
+            up += down
+            up *= cfg.rate
+            x += up
     elif cfg.rule == "threshold":
         vision_before = s.vision.copy()  # value is gated by last week's vision (a synchronous update)
         weight = nb[:, WEIGHT]
@@ -141,12 +150,28 @@ def feedback(model: CommonPurposeModel) -> None:
     nb = model.snapshot()
     weight = nb[:, WEIGHT]
     has = weight > 0
-    visible = np.where(has, nb[:, ACTING] / np.where(has, weight, 1.0), 0.0)
+    if np.count_nonzero(has) == has.size:  # everyone has ties: the same figures without the guards
+        visible = nb[:, ACTING] / weight
+    else:
+        visible = np.where(has, nb[:, ACTING] / np.where(has, weight, 1.0), 0.0)
     pull = cfg.action * visible + cfg.results * results_signal(model)
-    s.value += pull * s.vision * model.gate() * (1.0 - s.value)
-    s.value += cfg.doing * s.acting * (1.0 - s.value)
+    # the same operations as value += pull * vision * gate * (1 - value), in place
+    pull *= s.vision
+    pull *= model.gate()
+    room = np.subtract(1.0, s.value)
+    pull *= room
+    s.value += pull
+    acting = s.acting.astype(np.float64)  # 1.0 or 0.0: multiplying by it equals multiplying by the flags
+    np.subtract(1.0, s.value, out=room)
+    room *= acting
+    room *= cfg.doing
+    s.value += room
     # without action, other priorities crowd the vision out: value fades, vision more slowly
-    idle = ~s.acting
-    s.value -= cfg.forgetting * s.value * idle
-    s.vision -= 0.5 * cfg.forgetting * s.vision * idle
+    idle = np.subtract(1.0, acting, out=acting)
+    fade = np.multiply(s.value, cfg.forgetting, out=room)
+    fade *= idle
+    s.value -= fade
+    fade = np.multiply(s.vision, 0.5 * cfg.forgetting, out=room)
+    fade *= idle
+    s.vision -= fade
     clip01(s.value, out=s.value)

@@ -38,6 +38,8 @@ def exposure(model: CommonPurposeModel, who: np.ndarray | slice = slice(None)) -
     nb = model.snapshot()
     pro = 1.0 - np.exp(-nb[who, PRO_ACTING])
     residents = nb[who, RESIDENT]
+    if residents.size and residents.min() >= 1e-12:  # (float32) no zeros and the floor changes nothing
+        return pro, nb[who, RES_ACTING] / residents
     peers = np.where(residents > 0, nb[who, RES_ACTING] / np.maximum(residents, 1e-12), 0.0)
     return pro, peers
 

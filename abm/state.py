@@ -367,7 +367,7 @@ class Ties:
     def random_neighbour(self, nodes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One random live neighbour of each node (-1 when none) and the tie id (pending ties excluded)."""
         parts = self._parts()
-        degs = [np.diff(p.indptr)[nodes].astype(np.int64) for p in parts]
+        degs = [p.indptr[nodes + 1].astype(np.int64) - p.indptr[nodes] for p in parts]  # not a diff over all rows
         total = sum(degs)
         r = (rng.random(nodes.size) * total).astype(np.int64)
         nb = np.full(nodes.size, -1, dtype=np.int64)
