@@ -130,18 +130,31 @@ class _Collector(mesa.DataCollector):
 
     def collect(self, model: mesa.Model) -> None:
         reporters = self.model_reporters
-        ours = all(isinstance(r, partial) and r.func is _metric for r in reporters.values())
-        if not ours or not reporters:
+        ours = self._ours(reporters)
+        if not ours:
             super().collect(model)
             return
         self._collection_steps.append(model.time)
-        for var, reporter in reporters.items():
-            self.model_vars[var].append(model.latest[reporter.keywords["key"]])
-        self.model_reporters = {}  # Mesa collects the agent reporters
-        try:
-            super().collect(model)
-        finally:
-            self.model_reporters = reporters
+        latest = model.latest
+        for column, key in ours:
+            column.append(latest[key])
+        if self.agent_reporters or self.agenttype_reporters:  # Mesa collects those
+            self.model_reporters = {}
+            try:
+                super().collect(model)
+            finally:
+                self.model_reporters = reporters
+
+    def _ours(self, reporters: dict) -> list[tuple[list, str]]:
+        """(column list, key of model.latest) per reporter when all are the model's own, else []."""
+        key = (*reporters, *reporters.values())  # kept while no reporter is added or replaced
+        cached = getattr(self, "_ours_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        ok = bool(reporters) and all(isinstance(r, partial) and r.func is _metric for r in reporters.values())
+        ours = [(self.model_vars[var], r.keywords["key"]) for var, r in reporters.items()] if ok else []
+        self._ours_cache = (key, ours)
+        return ours
 
 
 class CommonPurposeModel(mesa.Model):

@@ -350,9 +350,13 @@ class Ties:
         if self._dead > max(2048, 0.2 * self.m_main):
             self._rebuild()
 
-    def incident(self, nodes_mask: np.ndarray) -> np.ndarray:
-        """Ids of live ties touching any node in the boolean mask (cost: their degree)."""
-        nodes = np.flatnonzero(nodes_mask)
+    def incident(self, nodes_mask: np.ndarray, nodes: np.ndarray | None = None) -> np.ndarray:
+        """Ids of live ties touching any node in the boolean mask (cost: their degree).
+
+        `nodes`, if given, are the mask's nodes in increasing order (saves a pass over the mask).
+        """
+        if nodes is None:
+            nodes = np.flatnonzero(nodes_mask)
         parts = [p.tie_at[p.rows(nodes)] for p in self._parts()]
         pending = np.arange(self.m_side, self.m)
         parts.append(pending[nodes_mask[self.eu[pending]] | nodes_mask[self.ev[pending]]])

@@ -34,7 +34,7 @@ def replace_people(model: CommonPurposeModel, leavers: np.ndarray) -> None:
     n_org = model.org_structure.size
     leg_org = legacy(model)
     leg = leg_org[s.org[leavers]]
-    staff = model.staff_index
+    staff = model.staff_rows  # a slice when staff are one block: views, not gathers
     staff_org = model.fixed("staff_org", lambda m: m.state.org[m.staff_index])
     size = model.fixed("org_size", lambda m: np.maximum(np.bincount(staff_org, minlength=n_org), 1))
     mean_v = np.bincount(staff_org, weights=s.vision[staff], minlength=n_org) / size
@@ -63,7 +63,7 @@ def replace_people(model: CommonPurposeModel, leavers: np.ndarray) -> None:
     mask = np.zeros(s.n, dtype=bool)
     mask[leavers] = True
     ties = model.ties
-    inc = ties.incident(mask)
+    inc = ties.incident(mask, leavers)
     if inc.size:
         leaver_end = np.where(mask[ties.eu[inc]], ties.eu[inc], ties.ev[inc])
         keep_share = leg_org[s.org[leaver_end]]
@@ -73,7 +73,8 @@ def replace_people(model: CommonPurposeModel, leavers: np.ndarray) -> None:
         kept = inc[~lost]
         old = ties.trust[kept]
         ties.set_trust(kept, np.where(old > t0, t0 + keep_share[~lost] * (old - t0), old))
-        ties.remove(inc[lost])
+        if lost.any():
+            ties.remove(inc[lost])
 
     # structures erode where people leave, unless the change is embedded
     left = np.bincount(s.org[leavers], minlength=n_org) / size
