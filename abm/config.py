@@ -11,11 +11,13 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
 import os
 import re
+import stat
 import types
 import typing
 from dataclasses import dataclass
@@ -735,9 +737,28 @@ def read_yaml_file(
     return text, data
 
 
+#: Scenario files already parsed, by (path, modification time in ns, size): parsing a preset
+#: in pure Python takes about 10 ms, far longer than building a small model from it.
+_PARSED: dict[tuple[str, int, int], dict[str, Any]] = {}
+_PARSED_MAX = 64
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """A scenario file's mapping (a fresh copy: callers change it), parsed again only when the file changes."""
+    try:
+        st = path.stat()
+        key = (str(path), st.st_mtime_ns, st.st_size) if stat.S_ISREG(st.st_mode) else None
+    except OSError:
+        key = None
+    if key is not None and key in _PARSED:
+        return copy.deepcopy(_PARSED[key])
     hint = "" if path.exists() else f" (give a YAML path or a preset: {', '.join(presets())})"
-    return read_yaml_file(path, missing=f"file not found{hint}")[1]
+    data = read_yaml_file(path, missing=f"file not found{hint}")[1]
+    if key is not None:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = copy.deepcopy(data)
+    return data
 
 
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
