@@ -95,12 +95,10 @@ class _Part:
 
     def find(self, key: np.ndarray) -> np.ndarray:
         """Tie ids for pair keys u * n + v (u < v), -1 where not in this part."""
-        out = np.full(key.size, -1, dtype=np.int64)
-        if self.keys.size:
-            i = np.minimum(self.keys.searchsorted(key), self.keys.size - 1)
-            hit = self.keys[i] == key
-            out[hit] = self.key_tie[i[hit]]
-        return out
+        if not self.keys.size:
+            return np.full(key.size, -1, dtype=np.int64)
+        i = self.keys.searchsorted(key)  # `clip`: a key past the last one compares with the last (no match)
+        return np.where(self.keys.take(i, mode="clip") == key, self.key_tie.take(i, mode="clip"), -1)
 
     def rows(self, nodes: np.ndarray) -> np.ndarray:
         """CSR positions of every entry in the given rows."""
