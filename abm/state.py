@@ -326,7 +326,7 @@ class Ties:
                 self.set_trust(revived, _pick(trust, first[dead], np.float64))
         fresh = np.flatnonzero(existing < 0)
         if fresh.size < key.size:
-            first, lo, hi = first[fresh], lo[fresh], hi[fresh]
+            key, first, lo, hi = key[fresh], first[fresh], lo[fresh], hi[fresh]
         if fresh.size:
             self._reserve(fresh.size)
             new = slice(self.m, self.m + fresh.size)
@@ -335,8 +335,10 @@ class Ties:
             self._trust[new] = _pick(trust, first, np.float64)
             self._kind[new] = _pick(kind, first, np.int8)
             self._alive[new] = True
+            if self._pending_keys is not None:  # the new keys (sorted) join the pending ones: no re-sort
+                ids = np.arange(self.m, self.m + fresh.size)
+                self._pending_keys = _insert_sorted(*self._pending_keys, key, ids)
             self.m += fresh.size
-            self._pending_keys = None
         return int(fresh.size + revived.size)
 
     def remove(self, tie: np.ndarray) -> None:
