@@ -279,10 +279,12 @@ def embedding(model: CommonPurposeModel, share: float) -> None:
     if k == 0 or model.org_embedded.size == 0:
         return
     lad = model.config.ladder
-    committed = s.staff & (s.vision >= lad.vision_threshold) & (s.value >= lad.value_threshold)
+    rows = model.staff_rows
+    committed = (s.vision[rows] >= lad.vision_threshold) & (s.value[rows] >= lad.value_threshold)
     n_org = model.org_embedded.size
-    size = np.maximum(np.bincount(s.org[s.staff], minlength=n_org), 1)
-    n_committed = np.bincount(s.org[committed], minlength=n_org)
+    staff_org = model.fixed("staff_org", lambda m: m.state.org[m.staff_index])
+    size = model.fixed("staff_org_size", lambda m: np.maximum(np.bincount(staff_org, minlength=n_org), 1))
+    n_committed = np.bincount(staff_org[committed], minlength=n_org)
     # effort goes where committed people can formalise it, with diminishing returns per organisation
     w = n_committed * (1.0 - legacy(model))
     if model.config.effort.policy == "adaptive":
