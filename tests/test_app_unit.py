@@ -10,6 +10,7 @@ import importlib.util
 import io
 import re
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 import zipfile
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import ipyvue
 import ipyvuetify as v
 import numpy as np
 import pandas as pd
@@ -28,7 +30,7 @@ from PIL import Image
 
 import abm.model
 from abm import CommonPurposeModel, ConfigError
-from abm.app import charts, compare, export
+from abm.app import charts, compare, export, pacing
 from abm.app.diagram import diagram_svg
 from abm.app.explain import MECHANISMS, explain_html
 from abm.app.layout import blocks, extend_layout, grouped_layout
@@ -465,3 +467,125 @@ def test_app_module_has_no_model_and_telemetry_is_off() -> None:
 
     assert solara.server.settings.telemetry.mixpanel_enable is False
     assert not [name for name, value in vars(app).items() if isinstance(value, (CommonPurposeModel, Session))]
+
+
+# --- Play's pacing (abm.app.pacing) ------------------------------------------------------------
+
+
+def test_weeks_per_frame_keep_up_with_the_speed_within_limits() -> None:
+    assert pacing.weeks_for_frame(0.25, 4.0) == 1  # on time: one week per frame
+    assert pacing.weeks_for_frame(0.0, 12.0) == 1  # never fewer than one
+    assert pacing.weeks_for_frame(0.26, 12.0) == 3  # three periods late: three weeks
+    assert pacing.weeks_for_frame(60.0, 12.0) == pacing.MAX_WEEKS_PER_FRAME
+
+
+def test_frame_shown_waits_for_the_page_or_gives_up() -> None:
+    shown, cancel = pacing.FrameShown(), threading.Event()
+    t0 = time.monotonic()
+    assert not shown.wait_for(3, 0.2, cancel)  # nothing reported: times out
+    assert time.monotonic() - t0 >= 0.2
+    threading.Timer(0.1, shown.report, args=(4,)).start()
+    assert shown.wait_for(3, 5.0, cancel)  # a later frame counts too
+    assert shown.wait_for(4, 0.0, cancel) and not shown.wait_for(5, 0.0, cancel)
+    threading.Timer(0.1, cancel.set).start()
+    t0 = time.monotonic()
+    assert not shown.wait_for(9, 5.0, cancel)  # Pause does not wait out the timeout
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_a_frame_can_step_several_weeks_and_stops_at_the_end() -> None:
+    s = session()
+    version = s.version
+    assert s.step(weeks=4) == 4 and s.model.week == 4
+    assert s.version == version + 1  # one redraw for the four weeks
+    assert len(s.series.role) == 5  # every week recorded (weeks 0 to 4), not only the last
+    assert s.person(3).weeks.tolist() == [0, 1, 2, 3, 4]
+    assert s.step(generation=s.generation + 1, weeks=2) == 0  # an older Play thread: nothing
+    stop = threading.Event()
+    stop.set()
+    assert s.step(stop=stop) == 0  # Pause pressed: nothing
+    end = int(s.model.config.steps)
+    assert s.advance(end - 6) == end - 6
+    assert s.step(weeks=4) == 2 and s.model.week == end  # the run ends on its last week
+    assert s.step(weeks=4) == 0
+
+
+def test_the_frame_gate_lets_one_in_and_stops_waiting_for_a_stuck_frame() -> None:
+    gate, cancel = pacing.FrameGate(patience=0.5), threading.Event()
+    first = gate.enter(cancel)
+    threading.Timer(0.1, gate.leave, args=(first,)).start()
+    t0 = time.monotonic()
+    second = gate.enter(cancel)  # the first frame leaves after 0.1 s: the next goes in then
+    assert second is not None and 0.05 <= time.monotonic() - t0 < 0.45
+    t0 = time.monotonic()
+    third = gate.enter(cancel)  # the second never leaves (stuck): the next goes in after 0.5 s
+    assert third is not None and 0.45 <= time.monotonic() - t0 < 3.0
+    assert gate.busy()
+    cancel.set()
+    assert gate.enter(cancel) is None  # Pause while waiting: give up
+    gate.leave(third)
+    gate.leave(second)
+    assert not gate.busy()
+
+
+def acknowledge_frames(rc: Any, stop: threading.Event) -> threading.Thread:
+    """A browser that paints at once: report every frame the page's `Shown` widget is given."""
+
+    def run() -> None:
+        while not stop.is_set():
+            for w in rc.find(ipyvue.VueTemplate).widgets:
+                if hasattr(w, "vue_shown"):
+                    w.vue_shown(w.frame)
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_play_waits_for_the_page_to_show_each_frame(rendered: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pacing, "SHOWN_TIMEOUT_S", 30.0)
+    button(rendered, "Play").click()
+    assert wait_until(lambda: week(rendered) == "Week 1")
+    time.sleep(1.0)  # at 4 weeks/s an unpaced Play would be at week 5 by now
+    assert week(rendered) == "Week 1"
+    stop = threading.Event()
+    acknowledge_frames(rendered, stop)
+    try:
+        assert wait_until(lambda: int(week(rendered).split()[1]) >= 4)  # frames shown: Play goes on
+    finally:
+        stop.set()
+        button(rendered, "Pause").click()
+
+
+def test_only_one_page_steps_and_redraws_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    busy, most, lock = [0], [0], threading.Lock()
+    step = Session.step
+
+    def counted(self: Session, *args: Any, **kwargs: Any) -> int:
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        try:
+            time.sleep(0.01)  # widen the window in which an overlap would show
+            return step(self, *args, **kwargs)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    monkeypatch.setattr(Session, "step", counted)
+    monkeypatch.setattr(pacing.FRAMES, "patience", 60.0)  # a slow frame on a busy machine still blocks
+    pages = [solara.render(Served(), handle_error=False)[1] for _ in range(3)]
+    stop = threading.Event()
+    for rc in pages:
+        acknowledge_frames(rc, stop)
+    try:
+        for rc in pages:
+            button(rc, "Play").click()
+        assert wait_until(lambda: all(int(week(rc).split()[1]) >= 5 for rc in pages))
+        assert most[0] == 1
+    finally:
+        stop.set()
+        for rc in pages:
+            button(rc, "Pause").click()
+            rc.close()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import solara
 
 from abm.app.controller import Controller
 from abm.app.controls import Sidebar
+from abm.app.pacing import Player
 from abm.app.panels import (
     CompareRunner,
     CompareTab,
@@ -19,7 +17,6 @@ from abm.app.panels import (
     SystemTab,
     TrendsTab,
 )
-from abm.app.session import StepError
 from abm.app.settings import DEFAULT_PRESET, Settings, preset_names
 from abm.app.theme import CSS
 from abm.app.ui import Guarded
@@ -31,55 +28,6 @@ def default_settings() -> Settings:
     names = preset_names()
     preset = DEFAULT_PRESET if DEFAULT_PRESET in names else names[0]
     return Settings.for_preset(preset)
-
-
-@solara.component
-def Player(ctl: Controller) -> None:
-    """Steps the model in a thread while Play is on, at the chosen speed, paced by the drawing.
-
-    After each step the thread waits until the page has drawn that week (an effect runs once the
-    render is committed), so a slow machine plays slower instead of piling up redraws; Pause sets
-    `ui.stop` first, and the step checks it under the session lock, so no step lands after Pause.
-    """
-    ui = ctl.ui
-    session = ctl.session
-    version = session.changed.value
-    drawn = solara.use_memo(threading.Event, [])
-
-    def mark_drawn() -> None:
-        drawn.set()
-
-    solara.use_effect(mark_drawn, [version])
-    playing = ui.playing.value
-    speed = max(0.5, float(ui.speed.value))
-    generation = session.generation
-
-    def loop(cancel: threading.Event) -> None:
-        if not playing:
-            return
-        period = 1.0 / speed
-        last = 0.0
-        while not cancel.is_set():
-            while not drawn.wait(0.05):
-                if cancel.is_set():
-                    return
-            wait = period - (time.monotonic() - last)
-            if wait > 0 and cancel.wait(wait):
-                return
-            drawn.clear()
-            last = time.monotonic()
-            try:
-                stepped = session.step(generation, ui.stop)
-            except StepError as exc:
-                ui.set_playing(False)
-                ui.message.set(str(exc))
-                return
-            if not stepped:
-                if not ui.stop.is_set():
-                    ui.set_playing(False)
-                return
-
-    solara.use_thread(loop, dependencies=[playing, generation, speed], intrusive_cancel=False)
 
 
 @solara.component

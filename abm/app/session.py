@@ -330,61 +330,46 @@ class Session:
         if self.history.on and model.state.n > HISTORY_MAX_PEOPLE:
             self.history.on = False
 
-    def step(self, generation: int | None = None, stop: threading.Event | None = None) -> bool:
-        """Advance one week; False if there is nothing to step.
+    def step(self, generation: int | None = None, stop: threading.Event | None = None, weeks: int = 1) -> int:
+        """Advance up to `weeks` weeks (stopping at the end of the run), then redraw once.
 
-        Nothing to step: the run is finished or broken, `generation` names an older model, or
-        `stop` is set (Pause was pressed; checked under the lock, so no step lands after it).
+        Returns the number of weeks stepped; 0 if there is nothing to step: the run is finished
+        or broken, `generation` names an older model, or `stop` is set (Pause was pressed; checked
+        under the lock, so no step lands after it).
 
         Raises:
-            StepError: the step failed; the run is kept but marked broken until a Reset.
+            StepError: a step failed; the run is kept but marked broken until a Reset.
         """
-        with self.lock:
-            model = self.model
-            if model is None or not model.running or self.broken:
-                return False
-            if generation is not None and generation != self.generation:
-                return False
-            if stop is not None and stop.is_set():
-                return False
-            target = model.week + 1
-            failure: Exception | None = None
-            try:
-                model.step()
-                self._after_step()
-            except Exception as exc:
-                self.broken = True
-                failure = exc
-        self.touch()
-        if failure is not None:
-            raise StepError(
-                f"The model failed during week {target}: {type(failure).__name__}: {failure}. "
-                "Press Reset to start again."
-            ) from failure
-        return True
-
-    def advance(self, weeks: int) -> int:
-        """Step up to `weeks` weeks at once (stops at the end of the run); returns weeks stepped."""
         done = 0
+        failure: Exception | None = None
         with self.lock:
             model = self.model
-            for _ in range(weeks):
-                if model is None or not model.running or self.broken:
-                    break
+            if generation is not None and generation != self.generation:
+                return 0
+            if stop is not None and stop.is_set():
+                return 0
+            while done < weeks and model is not None and model.running and not self.broken:
                 target = model.week + 1
                 try:
                     model.step()
                     self._after_step()
                 except Exception as exc:
                     self.broken = True
-                    self.touch()
-                    raise StepError(
-                        f"The model failed during week {target}: {type(exc).__name__}: {exc}. "
-                        "Press Reset to start again."
-                    ) from exc
+                    failure = exc
+                    break
                 done += 1
-        self.touch()
+        if done or failure is not None:
+            self.touch()
+        if failure is not None:
+            raise StepError(
+                f"The model failed during week {target}: {type(failure).__name__}: {failure}. "
+                "Press Reset to start again."
+            ) from failure
         return done
+
+    def advance(self, weeks: int) -> int:
+        """Step up to `weeks` weeks at once (stops at the end of the run); returns weeks stepped."""
+        return self.step(weeks=weeks)
 
     def fire(self, kind: str, **params: Any) -> str:
         """Fire an event now (between this week and the next); returns the plain-language line.

@@ -1,5 +1,6 @@
 """Serving the app for browser tests, the benchmarks and the screenshots: a real `solara run`
-on a free loopback port, and Debian's chromium for Playwright (it cannot download its own here).
+(through `abm.app.serve`, as `make app` does) on a free loopback port, and Debian's chromium for
+Playwright (it cannot download its own here).
 
 `trace_steps` is the load benchmark's server-side probe: with `CP_STEP_TRACE=<file>` in the
 server's environment, app.py installs it and every step of every session appends one JSON line
@@ -66,7 +67,7 @@ def _answers(url: str) -> bool:
 
 @contextmanager
 def serve(log: Path, timeout: float = 120.0, extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run `solara run app.py` (production mode) on a free loopback port; yield its URL; stop it."""
+    """Serve the app as `make app` does (production mode) on a free loopback port; yield its URL; stop it."""
     with serve_process(log, timeout, extra_env) as served:
         yield served.url
 
@@ -91,9 +92,7 @@ def serve_process(log: Path, timeout: float = 120.0, extra_env: dict[str, str] |
     command = [
         sys.executable,
         "-m",
-        "solara",
-        "run",
-        str(ROOT / "app.py"),
+        "abm.app.serve",  # `solara run app.py` with the settings `make app` uses
         "--host",
         "127.0.0.1",
         "--port",
@@ -143,7 +142,9 @@ def trace_steps(path: Path, census_every: float = 0.5) -> None:
     Each line: `seed`, `week` (the week just stepped to), `t0` (the step was asked for), `t1` (the
     model finished the week and its history was recorded), `t2` (the step returned: the page's
     redraw was computed and queued for the websocket), `cpu` (this thread's CPU seconds from t0
-    to t2); times are `time.time()` seconds, comparable with the browser's clock on this machine.
+    to t2), `weeks` (how many weeks that call stepped: Play steps several per redraw when the
+    page cannot keep up; each gets its own line, with the call's t0, t2 and cpu); times are
+    `time.time()` seconds, comparable with the browser's clock on this machine.
     Every `census_every` seconds a census line follows: `t`, `kernels` (Solara's live virtual
     kernels, one per open page until it is closed or culled) and `sessions` (Session objects not
     yet freed). Installing it twice does nothing more.
@@ -177,17 +178,26 @@ def trace_steps(path: Path, census_every: float = 0.5) -> None:
         after_step(self)
         # read under the session lock (the caller holds it), where the week cannot move on
         assert self.model is not None
-        local.t1, local.seed, local.week = time.time(), int(self.model.seed), int(self.model.week)
+        entries = getattr(local, "entries", None)
+        if entries is not None:
+            entries.append((time.time(), int(self.model.seed), int(self.model.week)))
 
-    def traced_step(self: Session, *args: object, **kwargs: object) -> bool:
-        local.t1 = None
+    def traced_step(self: Session, *args: object, **kwargs: object) -> int:
+        local.entries = entries = []
         t0, c0 = time.time(), time.thread_time()
-        stepped = step(self, *args, **kwargs)
+        try:
+            stepped = step(self, *args, **kwargs)
+        finally:
+            local.entries = None
         t2, c2 = time.time(), time.thread_time()
-        if stepped and local.t1 is not None:
-            line = {"seed": local.seed, "week": local.week, "t0": t0, "t1": local.t1, "t2": t2, "cpu": c2 - c0}
+        # one line per week stepped (a frame may step several weeks and redraw once)
+        lines = [
+            {"seed": seed, "week": week, "t0": t0, "t1": t1, "t2": t2, "cpu": c2 - c0, "weeks": len(entries)}
+            for t1, seed, week in entries
+        ]
+        if stepped and lines:
             with write_lock:
-                out.write(json.dumps(line) + "\n")
+                out.write("".join(json.dumps(line) + "\n" for line in lines))
         return stepped
 
     Session.__init__ = traced_init  # type: ignore[method-assign]

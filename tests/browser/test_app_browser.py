@@ -21,6 +21,7 @@ import yaml
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, Request, Response, Route, expect
 
+from abm.app.pacing import MAX_WEEKS_PER_FRAME
 from abm.app.testing import LOOPBACK
 from abm.config import load_config
 
@@ -203,6 +204,34 @@ def test_reset_and_play_pause(app: tuple[Page, Traffic]) -> None:
     assert int(paused_at.split()[1]) >= 2
     page.wait_for_timeout(800)
     assert week(page) == paused_at
+
+
+#: Keeps the page's main thread busy for `ms`, then reads the week shown before and after (once the
+#: updates that arrived meanwhile have been applied).
+BUSY_JS = """async ms => {
+    const read = () => parseInt(document.querySelector('.cp-week').textContent.trim().split(' ')[1]);
+    const before = read();
+    const t0 = performance.now();
+    while (performance.now() - t0 < ms) {}
+    await new Promise(r => setTimeout(r, 60));
+    return [before, read()];
+}"""
+
+
+def test_play_waits_while_the_page_is_busy(app: tuple[Page, Traffic]) -> None:
+    """Play paces itself by what the page has painted: a page that is busy for 2 s (a slow laptop)
+    gets the frame that was on its way and the next (at most 4 weeks each), not the 24 weeks
+    that Play at 12 weeks/s would otherwise have sent meanwhile."""
+    page, _ = app
+    slider = page.locator(".v-navigation-drawer [role=slider]").first  # Speed comes first
+    slider.focus()
+    slider.press("End")
+    expect(page.locator(".cp-slider-label", has_text="Speed").first.locator("b")).to_have_text("12")
+    click(page, "Play")
+    expect(page.locator(".cp-week")).not_to_have_text("Week 0", timeout=STEP_TIMEOUT_MS)
+    before, after = page.evaluate(BUSY_JS, 2000)
+    click(page, "Pause")
+    assert 0 <= after - before <= 2 * MAX_WEEKS_PER_FRAME, (before, after)
 
 
 def test_preset_switch_rebuilds_with_its_values(app: tuple[Page, Traffic]) -> None:
