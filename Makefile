@@ -1,7 +1,8 @@
 # Common Purpose Model: every set-up step is here, so a fresh machine needs only `make app`
 # or `make test`. Everything runs through .venv/bin/python, whatever is on PATH.
 #
-#   make app    create .venv, install the app, serve it at http://127.0.0.1:8765 (Ctrl-C stops it)
+#   make app    create .venv, install the app, serve it at http://127.0.0.1:8765 (Ctrl-C stops it;
+#               `solara run app.py` with a room's settings, see abm/app/serve.py)
 #   make test   create .venv, install everything (and Debian's chromium), run the whole test suite
 #   make lint   ruff check + ruff format --check
 #
@@ -83,7 +84,7 @@ chromium:
 	fi
 
 app: $(STAMP_APP)
-	SOLARA_KERNEL_CULL_TIMEOUT=$(CULL_TIMEOUT) $(PY) -m solara run app.py --host $(HOST) --port $(PORT) $(SOLARA_ARGS)
+	SOLARA_KERNEL_CULL_TIMEOUT=$(CULL_TIMEOUT) $(PY) -m abm.app.serve --host $(HOST) --port $(PORT) $(SOLARA_ARGS)
 
 test: $(STAMP_ALL) chromium
 	$(PY) -m pytest -n $(WORKERS) $(TESTS) $(PYTEST_ARGS)

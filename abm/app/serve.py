@@ -1,0 +1,51 @@
+"""Serve the app to a room: `solara run app.py` with the settings a workshop needs.
+
+    python -m abm.app.serve --host 127.0.0.1 --port 8765 --production
+
+takes the same options as `solara run` (`make app` runs it). What it changes, and why:
+
+- Websocket keep-alive: uvicorn closes a page's websocket when the browser has not answered a
+  ping within 20 s. A browser answers only once it reads the socket, and a page that is still
+  busy loading (30 laptops opening the app at once, or a slow one) may not, so its socket was
+  closed in the middle of the app's first render, and Solara's page then waited for ever on
+  "Loading app" (measured: 1 or 2 of 30 pages opened at once on one machine). Here the answer
+  may take `WS_PING_TIMEOUT_S`; a page that has really gone is still noticed (and its run freed
+  after the kernel cull timeout).
+- Telemetry is off and the kernel cull timeout is 1 hour unless the environment says otherwise
+  (`SOLARA_TELEMETRY_MIXPANEL_ENABLE`, `SOLARA_KERNEL_CULL_TIMEOUT`).
+
+`solara run app.py` still works; it just keeps Solara's defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+#: Seconds a browser may take to answer the server's websocket ping (uvicorn's default: 20).
+WS_PING_TIMEOUT_S = 180.0
+APP = Path(__file__).resolve().parents[2] / "app.py"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run `solara run app.py ARGV...` with the settings above (never returns normally)."""
+    os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")
+    os.environ.setdefault("SOLARA_KERNEL_CULL_TIMEOUT", "1h")
+    import solara.__main__ as solara_cli
+    import uvicorn
+
+    class RoomConfig(uvicorn.Config):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs.setdefault("ws_ping_timeout", WS_PING_TIMEOUT_S)
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    # `solara run` builds its server with `uvicorn.Config(**its options)`, none of which is the
+    # ping timeout, so the default above applies
+    uvicorn.Config = RoomConfig  # type: ignore[misc]
+    args = sys.argv[1:] if argv is None else argv
+    solara_cli.cli(["run", str(APP), *args])
+
+
+if __name__ == "__main__":
+    main()
