@@ -22,11 +22,13 @@ What it measures:
   machine's wall clock; the browser's offset is measured and removed. It covers building the
   page's view of the run, rendering it on the server, the websocket, and the browser applying
   and painting the update. The header alone is also given ("header only").
-- **week interval**: the time between two consecutive weeks shown in a page; with Play at S
-  weeks per second it cannot be below 1/S (the app paces itself by drawing, so an overloaded
-  server plays slower rather than piling up). Also given as weeks per second per session.
-- **server time per step** from the probe: the model step (`t1 - t0`), the page's redraw on
-  the server (`t2 - t1`), and the CPU seconds of the stepping thread; and the server process's
+- **update interval**: the time between two updates shown in a page; with Play at S weeks per
+  second it cannot be below 1/S. When the pages cannot keep up, Play steps several weeks per
+  frame (at most 4; `abm.app.pacing`) and redraws once: **weeks per frame** gives how many.
+  A week skipped on screen still counts in the latency, from when the server finished it to
+  when the page showed it or a later week. Also given: weeks per second per session.
+- **server time per frame** from the probe: the model step(s) (`t1 - t0`), the page's redraw
+  on the server (`t2 - t1`), and the CPU seconds of the stepping thread; and the server process's
   total CPU seconds per session-week while playing (machine-independent capacity: two cores
   give at most 2 / that many session-weeks per second).
 - **errors**: page errors and console errors, error banners in the page, local requests that
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
@@ -109,6 +112,18 @@ OBSERVE_JS = """() => {
     });
     read();
 }"""
+#: Records why the page's websockets closed (code, reason, clean, seconds since the page began).
+WS_CLOSES_JS = """(() => {
+    window.__cpSocketCloses = [];
+    const Native = window.WebSocket;
+    window.WebSocket = class extends Native {
+        constructor(...args) {
+            super(...args);
+            this.addEventListener('close', e => window.__cpSocketCloses.push(
+                [e.code, e.reason, e.wasClean, Math.round(performance.now() / 100) / 10]));
+        }
+    };
+})()"""
 WEEK_IS_JS = "w => { const e = document.querySelector('.cp-week'); return e && e.textContent.trim() === 'Week ' + w; }"
 REACHED_JS = """w => [window.__cpWeeks, window.__cpPaints].every(seen => (seen || []).some(x => x[0] >= w))"""
 CLOCK_JS = "() => performance.timeOrigin + performance.now()"
@@ -242,9 +257,26 @@ class Session:
     ws_in: int = 0  # messages received, and sent, while counting
     ws_out: int = 0
     counting: bool = False
+    stage: str = "not started"  # how far opening got, with seconds since it began (for a stall)
+    stage_log: list[tuple[str, float]] = field(default_factory=list)
+    sockets: list[dict[str, Any]] = field(default_factory=list)  # the page's websockets (for a stall)
+    leaving: bool = False
+
+    def reached(self, stage: str, since: float) -> None:
+        self.stage = stage
+        self.stage_log.append((stage, round(time.perf_counter() - since, 2)))
 
     def on_websocket(self, ws: Any) -> None:
+        self.sockets.append({"url": ws.url[-60:], "frames_in": 0, "closed": False})
+        info = self.sockets[-1]
+
+        def closed(_: Any) -> None:
+            info["closed"] = True
+
+        ws.on("close", closed)
+
         def received(payload: str | bytes) -> None:
+            info["frames_in"] += 1
             if self.counting:
                 self.ws_bytes += len(payload)
                 self.ws_in += 1
@@ -278,34 +310,49 @@ async def open_session(browser: Browser, url: str, s: Session, speed: int, timeo
     """Open the page, wait for week 0, set this session's seed and the speed, start observing."""
     s.context = await browser.new_context(viewport={"width": 1280, "height": 900})
     await s.context.route("**/*", s.route)
+    await s.context.add_init_script(WS_CLOSES_JS)
     page = s.page = await s.context.new_page()
     page.on("pageerror", lambda exc: s.page_errors.append(str(exc)[:300]))
     page.on("console", lambda msg: s.console_errors.append(msg.text[:300]) if msg.type == "error" else None)
     page.on("websocket", s.on_websocket)
     page.on("response", lambda r: s.failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on(
+        "requestfailed",
+        lambda r: s.failed.append(f"{r.failure} {r.url}") if r.url.startswith(url) and not s.leaving else None,
+    )
     page.set_default_timeout(timeout_ms)
     t0 = time.perf_counter()
+    s.reached("loading the page", t0)
     await page.goto(url + "/", timeout=timeout_ms)
+    s.reached("waiting for week 0", t0)
     await page.wait_for_function(WEEK_IS_JS, arg=0, timeout=timeout_ms)
     s.load_s = time.perf_counter() - t0
+    s.reached("setting the seed", t0)
     seed_box = page.get_by_label("Seed")
     await seed_box.fill(str(s.seed))
     await seed_box.press("Enter")
+    s.reached("waiting for the seed's run", t0)
     await page.locator(".cp-sub", has_text=f"seed {s.seed}").wait_for(timeout=timeout_ms)
     await page.wait_for_function(WEEK_IS_JS, arg=0, timeout=timeout_ms)
+    s.reached("setting the speed", t0)
     slider = page.locator(".v-navigation-drawer [role=slider]").first  # the speed slider comes first
     await slider.focus()
-    await slider.press("Home")
-    for _ in range(speed - int(MIN_SPEED)):
-        await slider.press("ArrowRight")
+    if speed == int(MAX_SPEED):
+        await slider.press("End")  # one change (and one redraw) instead of eleven
+    else:
+        await slider.press("Home")
+        for _ in range(speed - int(MIN_SPEED)):
+            await slider.press("ArrowRight")
     label = page.locator(".cp-slider-label", has_text="Speed").first
     await label.locator("b", has_text=re.compile(rf"^{speed}$")).wait_for(timeout=timeout_ms)
+    s.reached("reading the clock", t0)
     # the browser's clock against ours: the middle of the round trip
     before = time.time()
     js_ms = await page.evaluate(CLOCK_JS)
     after = time.time()
     s.clock_offset_ms = js_ms - 500.0 * (before + after)
     await page.evaluate(OBSERVE_JS)
+    s.reached("ready", t0)
     s.counting = True
 
 
@@ -341,6 +388,7 @@ async def close_session(s: Session, leave: str) -> None:
     tells the server, which drops the page's kernel at once); `vanish` just kills the browser
     context, like a laptop that sleeps or loses the network (the server drops the kernel after
     the cull timeout)."""
+    s.leaving = True  # requests cut short by leaving are not failures
     if s.page is not None and leave == "close":
         try:
             await s.page.goto("about:blank")
@@ -401,14 +449,36 @@ async def one_round(args: argparse.Namespace, browser: Browser, url: str, sample
     sampler.phase = f"opening-{r}"
     open_cpu0, open_browser0 = sampler.cpu_s(), sampler.others_cpu_s()
     t_open = time.perf_counter()
+
+    async def report_opening() -> None:
+        # a stall shows where the pages wait (one line every 30 s while pages are opening)
+        while True:
+            await asyncio.sleep(30.0)
+            stages = collections.Counter(s.stage for s in sessions)
+            print(f"  opening, {time.perf_counter() - t_open:.0f} s: {dict(stages)}", flush=True)
+
+    reporter = asyncio.create_task(report_opening())
     opened = await asyncio.gather(
         *(open_session(browser, url, s, args.speed, timeout_ms) for s in sessions), return_exceptions=True
     )
+    reporter.cancel()
     open_s = time.perf_counter() - t_open
     open_cpu = (sampler.cpu_s() - open_cpu0, sampler.others_cpu_s() - open_browser0)
     for s, result in zip(sessions, opened, strict=True):
         if isinstance(result, BaseException):
-            s.problems.append(f"could not open and prepare the page: {type(result).__name__}: {result}")
+            shows = "?"
+            closes: Any = "?"
+            with contextlib.suppress(Exception):
+                assert s.page is not None
+                shows = " ".join((await s.page.inner_text("body", timeout=5000)).split())[:200]
+                closes = await s.page.evaluate("() => window.__cpSocketCloses")
+            s.problems.append(
+                f"could not open and prepare the page (stuck at: {s.stage}; stages and seconds: "
+                f"{s.stage_log}; websockets: {s.sockets}; closes (code, reason, clean, s after load): {closes}; "
+                f"the page shows: {shows!r}): "
+                f"{type(result).__name__}: {str(result)[:300]}"
+            )
+            print(f"  session {s.index + 1} stuck: {s.problems[-1]}; {s.errors()[:-1]}", flush=True)
     ready = [s for s, result in zip(sessions, opened, strict=True) if not isinstance(result, BaseException)]
     print(
         f"round {r + 1}: {len(ready)} of {len(sessions)} sessions ready after {open_s:.1f} s; "
@@ -456,6 +526,8 @@ async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace:
     steps, census = read_trace(trace)
     latency, interval, rates, model_ms, redraw_ms, step_cpu_ms, kb_per_week = [], [], [], [], [], [], []
     msgs_in, msgs_out, header_latency = [], [], []
+    frames: dict[tuple[int, float], dict[str, float]] = {}
+    weeks_per_frame: list[float] = []
     weeks_done = 0
     for s in sessions:
         shown = [(w, t) for w, t in s.weeks if 1 <= w <= args.weeks]  # Pause may land one week late
@@ -474,10 +546,11 @@ async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace:
                 continue
             latency.append(1000.0 * (max(header, painted) - row["t1"]))
             header_latency.append(1000.0 * (header - row["t1"]))
-            model_ms.append(1000.0 * (row["t1"] - row["t0"]))
-            redraw_ms.append(1000.0 * (row["t2"] - row["t1"]))
-            step_cpu_ms.append(1000.0 * row["cpu"])
-        interval += [1000.0 * (b[1] - a[1]) for a, b in itertools.pairwise(shown) if b[0] == a[0] + 1]
+            # one frame (one step call of Play) may step several weeks: keep its last week's line
+            key = (s.seed, row["t0"])
+            if key not in frames or row["t1"] > frames[key]["t1"]:
+                frames[key] = row
+        interval += [1000.0 * (b[1] - a[1]) for a, b in itertools.pairwise(shown) if b[0] > a[0]]
         seen_max = max((w for w, _ in s.weeks), default=0)
         if seen_max:
             kb_per_week.append(s.ws_bytes / 1024.0 / seen_max)
@@ -485,6 +558,11 @@ async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace:
             msgs_out.append(s.ws_out / seen_max)
         if len(shown) >= 2:
             rates.append((shown[-1][0] - shown[0][0]) / (shown[-1][1] - shown[0][1]))
+    for row in frames.values():
+        model_ms.append(1000.0 * (row["t1"] - row["t0"]))
+        redraw_ms.append(1000.0 * (row["t2"] - row["t1"]))
+        step_cpu_ms.append(1000.0 * row["cpu"])
+        weeks_per_frame.append(row.get("weeks", 1))
     errors = {f"session {s.index + 1} (seed {s.seed})": s.errors() for s in sessions if s.errors()}
     log_errors = server_errors(args.log)
     cold = statistics.median(sampler.of("idle")) if sampler.of("idle") else float("nan")
@@ -528,7 +606,8 @@ async def run(args: argparse.Namespace, url: str, sampler: MemorySampler, trace:
         "play_wall_s": play_s,
         "update_latency_ms": summary(latency),
         "header_latency_ms": summary(header_latency),
-        "week_interval_ms": summary(interval),
+        "update_interval_ms": summary(interval),
+        "weeks_per_frame": summary(weeks_per_frame),
         "weeks_per_s_per_session": summary(rates),
         "server_model_step_ms": summary(model_ms),
         "server_redraw_ms": summary(redraw_ms),
@@ -608,10 +687,12 @@ def table(r: dict[str, Any]) -> str:
         "                                p50      p95      max",
         f"update latency (ms)        {ms('update_latency_ms')}",
         f"  header only (ms)         {ms('header_latency_ms')}",
-        f"week interval (ms)         {ms('week_interval_ms')}",
-        f"server: model step (ms)    {ms('server_model_step_ms')}",
+        f"update interval (ms)       {ms('update_interval_ms')}",
+        f"weeks per frame            {r['weeks_per_frame']['p50']:8.0f} {r['weeks_per_frame']['p95']:8.0f} "
+        f"{r['weeks_per_frame']['max']:8.0f}",
+        f"server: model step(s) (ms) {ms('server_model_step_ms')}",
         f"server: redraw (ms)        {ms('server_redraw_ms')}",
-        f"server: step thread CPU    {ms('server_step_thread_cpu_ms')}",
+        f"server: frame thread CPU   {ms('server_step_thread_cpu_ms')}",
         f"websocket per week         {r['websocket_kb_per_week']['p50']:.1f} kB in "
         f"{r['websocket_messages_per_week_to_page']['p50']:.0f} messages to each page, "
         f"{r['websocket_messages_per_week_from_page']['p50']:.0f} back (medians)",
