@@ -314,9 +314,10 @@ class CommonPurposeModel(mesa.Model):
         A person's role, organisation, ward, community, sector, level and being staff never
         change (a newcomer takes over the post), so arrays derived from them need computing once.
         """
-        if self._fixed_n != self.state.n:
+        n = self.state.role.size  # (State.n, without the property call: this runs ~40 times a week)
+        if self._fixed_n != n:
             self._fixed.clear()
-            self._fixed_n = self.state.n
+            self._fixed_n = n
         value = self._fixed.get(name)
         if value is None:
             value = self._fixed[name] = make(self)
