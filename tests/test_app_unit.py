@@ -521,11 +521,12 @@ def test_the_frame_gate_lets_one_in_and_stops_waiting_for_a_stuck_frame() -> Non
     third = gate.enter(cancel)  # the second never leaves (stuck): the next goes in after 0.5 s
     assert third is not None and 0.45 <= time.monotonic() - t0 < 3.0
     assert gate.busy()
-    cancel.set()
-    assert gate.enter(cancel) is None  # Pause while waiting: give up
-    gate.leave(third)
-    gate.leave(second)
+    time.sleep(0.6)  # both stuck: still no more than two frames at once
     assert not gate.busy()
+    threading.Timer(0.5, cancel.set).start()
+    assert gate.enter(cancel) is None  # waited until Pause, then gave up
+    gate.leave(third)
+    assert gate.enter(cancel) is not None  # one of the two left: the next goes in
 
 
 def acknowledge_frames(rc: Any, stop: threading.Event) -> threading.Thread:

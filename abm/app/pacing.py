@@ -10,8 +10,9 @@ Three rules keep what each page shows fresh instead (README, "Workshop load"):
    its step and redraw then run without competing with other pages' redraws. The wait is spent
    idle, not holding a stale week back from the screen. Solara sends a redraw's messages from
    the redrawing thread and a page that reads slowly can hold that send up, so a frame that takes
-   longer than `FRAME_PATIENCE_S` stops holding the others back (measured: once, 30 pages
-   pressing Play together held one first frame up for 56 s).
+   longer than `FRAME_PATIENCE_S` lets one more in (measured: once, 30 pages pressing Play
+   together held one first frame up for 56 s), but never more than `FRAMES_AT_ONCE`: on an
+   overloaded server every frame is slow, and letting them all in makes each slower still.
 2. One frame in flight per page: after a redraw, Play waits until the browser says it has
    painted that frame (`Shown`, a hidden Vue component), or `SHOWN_TIMEOUT_S` at most. A busy
    laptop or a slow network then slows Play down rather than piling updates up.
@@ -34,6 +35,8 @@ from abm.app.session import StepError
 
 #: How long a frame may keep the others waiting (its redraw usually takes 30-100 ms).
 FRAME_PATIENCE_S = 0.3
+#: The most frames in progress at once, however long they take.
+FRAMES_AT_ONCE = 2
 #: The most weeks one frame steps when the page cannot keep up with the chosen speed.
 MAX_WEEKS_PER_FRAME = 4
 #: How long Play waits for the browser to report a painted frame before stepping anyway.
@@ -82,7 +85,8 @@ def Shown(frame: int, event_shown: Callable[[int], None] | None = None) -> None:
 
 
 class FrameGate:
-    """One frame at a time, server-wide; a frame older than `patience` seconds no longer counts.
+    """One frame at a time, server-wide; a frame older than `patience` seconds no longer counts,
+    but at most `most` frames run at once (slow frames on a busy server must not let everyone in).
 
     Example:
         >>> gate, cancel = FrameGate(patience=0.3), threading.Event()
@@ -94,8 +98,9 @@ class FrameGate:
         False
     """
 
-    def __init__(self, patience: float) -> None:
+    def __init__(self, patience: float, most: int = 2) -> None:
         self.patience = patience
+        self.most = most
         self._cond = threading.Condition()
         self._started: dict[int, float] = {}  # frame token -> when it entered (monotonic seconds)
         self._tokens = itertools.count()
@@ -114,13 +119,14 @@ class FrameGate:
             while True:
                 now = time.monotonic()
                 blocking = self._blocking(now)
-                if not blocking:
+                if not blocking and len(self._started) < self.most:
                     token = next(self._tokens)
                     self._started[token] = now
                     return token
                 if cancel.is_set():
                     return None
-                self._cond.wait(min(_POLL_S, min(blocking) + self.patience - now))
+                wake = min(blocking) + self.patience - now if blocking else _POLL_S
+                self._cond.wait(min(_POLL_S, wake))
 
     def leave(self, token: int) -> None:
         with self._cond:
@@ -128,7 +134,7 @@ class FrameGate:
             self._cond.notify()
 
 
-FRAMES = FrameGate(FRAME_PATIENCE_S)
+FRAMES = FrameGate(FRAME_PATIENCE_S, FRAMES_AT_ONCE)
 
 
 @solara.component
