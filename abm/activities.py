@@ -192,6 +192,8 @@ def insight(model: CommonPurposeModel, share: float) -> None:
 def _shift_structure(model: CommonPurposeModel, orgs: np.ndarray, gain: np.ndarray) -> None:
     """Move organisations' structural alignment towards the national cap (never past it)."""
     orgs = np.asarray(orgs)
+    if orgs.size == 0:  # nothing moves (structures are never above the cap, so the clip is a no-op too)
+        return
     ok = orgs >= 0
     room = np.maximum(model.national_cap - model.org_structure, 0.0)
     np.add.at(model.org_structure, orgs[ok], (gain * room[orgs])[ok] if np.ndim(gain) else gain * room[orgs[ok]])

@@ -295,6 +295,8 @@ class Ties:
     def set_trust(self, tie: np.ndarray, value: np.ndarray) -> None:
         """Write new trust for ties (vectorised; ties may repeat, the last write wins)."""
         tie = np.asarray(tie, dtype=np.int64)
+        if tie.size == 0:
+            return
         self.trust[tie] = value
         live = (self.trust[tie] * self.alive[tie]).astype(np.float32)
         main = tie < self.m_main
