@@ -22,6 +22,8 @@ least 20x Mesa's example in agent-steps/s at 10k; build under 5 s at 100k.
 
 Usage:
     python benchmarks/bench_engine.py [--repeats 3] [--out benchmarks/results.json] [--only NAME ...]
+
+With `--only`, the other measurements already in the output file are kept as they were.
 """
 
 from __future__ import annotations
@@ -130,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats must be at least 1")
 
     results: dict[str, Any] = {}
+    if args.only and args.out.is_file():
+        # keep the measurements not re-run, each with its own time and load (compare ratios only
+        # between rows measured together: model_10k with mesa_10k, model_100k with floor_100k)
+        try:
+            results = dict(json.loads(args.out.read_text(encoding="utf-8")).get("measurements", {}))
+        except (OSError, ValueError, AttributeError):
+            results = {}
     for name, cmd in measurements().items():
         if args.only and name not in args.only:
             continue
@@ -148,7 +157,13 @@ def main(argv: list[str] | None = None) -> int:
                 break
         else:
             shown = ["python", *(["-c", "<default scenario script>"] if name == "default" else cmd[1:])]
-            results[name] = {"command": shlex.join(shown), "median": _median(runs), "runs": runs}
+            results[name] = {
+                "command": shlex.join(shown),
+                "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "load_average_1min": round(os.getloadavg()[0], 2),
+                "median": _median(runs),
+                "runs": runs,
+            }
 
     def med(name: str, key: str) -> float | None:
         return results.get(name, {}).get("median", {}).get(key)

@@ -583,7 +583,8 @@ def test_only_one_page_steps_and_redraws_at_a_time(monkeypatch: pytest.MonkeyPat
     try:
         for rc in pages:
             button(rc, "Play").click()
-        assert wait_until(lambda: all(int(week(rc).split()[1]) >= 5 for rc in pages))
+        # generous: three pages share the gate, and CI machines can be very busy
+        assert wait_until(lambda: all(int(week(rc).split()[1]) >= 5 for rc in pages), timeout=90.0)
         assert most[0] == 1
     finally:
         stop.set()
