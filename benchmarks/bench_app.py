@@ -3,7 +3,7 @@
     python benchmarks/bench_app.py              # prints a table, writes benchmarks/app_results.json
     python benchmarks/bench_app.py --steps 30   # more Step samples
 
-It starts `solara run app.py` (production mode) on a free loopback port, drives Debian's chromium
+It starts the app as `make app` does (production mode) on a free loopback port, drives Debian's chromium
 headless with Playwright (every off-machine request is aborted), and measures, on the default
 South Tees scenario (2,005 people):
 
@@ -41,12 +41,13 @@ OUT = ROOT / "benchmarks" / "app_results.json"
 #: Click Step in the page and resolve with the milliseconds until the new week is painted.
 STEP_TO_PAINT_JS = """async ([target, canvasToo]) => {
     const button = [...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Step');
-    const canvas = document.querySelector('.cp-network canvas');
-    const week = document.querySelector('.cp-week');
     const t0 = performance.now();
     button.click();
     await new Promise(resolve => {
         const check = () => {
+            // looked up each time: the header's HTML (and so the .cp-week element) is replaced weekly
+            const canvas = document.querySelector('.cp-network canvas');
+            const week = document.querySelector('.cp-week');
             const painted = !canvasToo || (canvas && canvas.dataset.week === String(target));
             if (painted && week && week.textContent.trim() === 'Week ' + target) {
                 requestAnimationFrame(() => resolve());  // the frame that shows it
