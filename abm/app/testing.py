@@ -146,8 +146,9 @@ def trace_steps(path: Path, census_every: float = 0.5) -> None:
     page cannot keep up; each gets its own line, with the call's t0, t2 and cpu); times are
     `time.time()` seconds, comparable with the browser's clock on this machine.
     Every `census_every` seconds a census line follows: `t`, `kernels` (Solara's live virtual
-    kernels, one per open page until it is closed or culled) and `sessions` (Session objects not
-    yet freed). Installing it twice does nothing more.
+    kernels, one per open page until it is closed or culled), `sessions` (Session objects not
+    yet freed) and `blocks` (`sys.getallocatedblocks()`: whether Python still holds objects, as
+    opposed to the allocator keeping freed memory). Installing it twice does nothing more.
     """
     import weakref
 
@@ -169,7 +170,12 @@ def trace_steps(path: Path, census_every: float = 0.5) -> None:
 
     def census() -> None:
         while True:
-            line = {"t": time.time(), "kernels": len(kernel_context.contexts), "sessions": len(alive)}
+            line = {
+                "t": time.time(),
+                "kernels": len(kernel_context.contexts),
+                "sessions": len(alive),
+                "blocks": sys.getallocatedblocks(),  # Python objects' memory blocks in use
+            }
             with write_lock:
                 out.write(json.dumps(line) + "\n")
             time.sleep(census_every)
