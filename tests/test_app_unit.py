@@ -487,6 +487,9 @@ def test_frame_shown_waits_for_the_page_or_gives_up() -> None:
     threading.Timer(0.1, shown.report, args=(4,)).start()
     assert shown.wait_for(3, 5.0, cancel)  # a later frame counts too
     assert shown.wait_for(4, 0.0, cancel) and not shown.wait_for(5, 0.0, cancel)
+    for junk in ("9", None, 9.5, True, [9]):  # what a tampered page might send
+        shown.report(junk)  # type: ignore[arg-type]
+    assert not shown.wait_for(5, 0.0, cancel)
     threading.Timer(0.1, cancel.set).start()
     t0 = time.monotonic()
     assert not shown.wait_for(9, 5.0, cancel)  # Pause does not wait out the timeout

@@ -62,6 +62,8 @@ class FrameShown:
         self._frame = -1
 
     def report(self, frame: int) -> None:
+        if not isinstance(frame, int) or isinstance(frame, bool):
+            return  # it comes from the page: anything but a frame number is ignored
         with self._cond:
             if frame > self._frame:
                 self._frame = frame
