@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from abm.config import ACTIVITIES
-from abm.state import clip01, tie_kinds, ward_index, ward_residents
+from abm.state import clip01, ward_index, ward_residents
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -106,45 +106,92 @@ def _sample(
     return pick if among is None else among[pick]
 
 
-def _person_ward_weights(model: CommonPurposeModel) -> tuple[np.ndarray, ...]:
-    """Each staff member's and each resident's ward weight, and both times 0.3 (for the aware).
+#: Engagement's weight on people already aware, relative to the unaware (the unaware come first).
+AWARE_WEIGHT = 0.3
 
-    Fixed unless the policy is adaptive, so usually kept with `model.fixed`.
+
+class _ByWard:
+    """One kind of people (staff or residents) grouped by ward, for draws weighted by ward.
+
+    A person's targeting weight is their ward's, so a weighted draw is a ward drawn by its total
+    weight (a few wards: a short running sum) and then a member of that ward uniformly: no running
+    sum over everyone, and no binary search over thousands of people for each draw.
     """
-    s = model.state
-    ward_w = _ward_weights(model)
-    staff, residents = ward_w[s.ward[model.staff_index]], ward_w[s.ward[model.resident_index]]
-    return staff, staff * 0.3, residents, residents * 0.3
+
+    def __init__(self, people: np.ndarray, ward: np.ndarray, n_wards: int):
+        wards = ward[people]
+        self.members = people[np.argsort(wards, kind="stable")]
+        self.count = np.bincount(wards, minlength=n_wards)
+        self.start = np.concatenate([[0], np.cumsum(self.count)[:-1]])
+        self._weight: np.ndarray | None = None
+        self._cached: tuple[np.ndarray, float, int] = (self.count, 0.0, 0)
+
+    def _plan(self, ward_weight: np.ndarray) -> tuple[np.ndarray, float, int]:
+        """Running sum of the wards' total weights, the total, and the last ward that can be drawn."""
+        if ward_weight is self._weight:  # the same (fixed) weights as last time
+            return self._cached
+        mass = ward_weight * self.count
+        cum = np.cumsum(mass)
+        last = int(np.flatnonzero(mass > 0)[-1]) if cum[-1] > 0 else 0  # a draw rounding up stays in a ward
+        self._weight, self._cached = ward_weight, (cum, float(cum[-1]), last)
+        return self._cached
+
+    def draw(self, rng: np.random.Generator, k: int, ward_weight: np.ndarray) -> np.ndarray:
+        """k members drawn with probability proportional to their ward's weight (with replacement)."""
+        cum, total, last = self._plan(ward_weight)
+        if k <= 0 or total <= 0:
+            return np.zeros(0, dtype=np.int64)
+        w = np.minimum(cum.searchsorted(rng.random(k) * total, side="right"), last)
+        return self.members[self.start[w] + (rng.random(k) * self.count[w]).astype(np.intp)]
+
+    def draw_unaware_first(
+        self, rng: np.random.Generator, k: int, ward_weight: np.ndarray, aware: np.ndarray
+    ) -> np.ndarray:
+        """k members drawn with probability proportional to ward weight x (AWARE_WEIGHT if aware, else 1).
+
+        By thinning: candidates drawn by ward weight alone, each kept with probability AWARE_WEIGHT
+        if aware (else always), until k are kept. Kept draws follow exactly the weighted distribution.
+        """
+        kept: list[np.ndarray] = []
+        need = k
+        while need > 0:
+            cand = self.draw(rng, int(need / AWARE_WEIGHT * 1.25) + 16, ward_weight)  # one round, nearly always
+            if cand.size == 0:
+                break
+            keep = cand[~aware[cand] | (rng.random(cand.size) < AWARE_WEIGHT)][:need]
+            kept.append(keep)
+            need -= keep.size
+        if len(kept) == 1:
+            return kept[0]
+        return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+
+
+def _by_ward(model: CommonPurposeModel) -> tuple[_ByWard, _ByWard]:
+    """Staff and residents grouped by ward (fixed while nobody joins)."""
+    s, wards = model.state, len(model.ward_names)
+    return _ByWard(model.staff_index, s.ward, wards), _ByWard(model.resident_index, s.ward, wards)
 
 
 def _targets(model: CommonPurposeModel, k: int, prefer_unaware: bool) -> np.ndarray:
-    s = model.state
-    staff, residents = model.staff_index, model.resident_index
+    """k people the pilot reaches this week: staff or residents (by `staff_focus`), weighted by ward."""
+    staff, residents = model.fixed("by_ward", _by_ward)
     if model.config.effort.policy == "adaptive":
-        w_staff, aware_staff, w_residents, aware_residents = _person_ward_weights(model)
+        ward_w = _ward_weights(model)
     else:
-        w_staff, aware_staff, w_residents, aware_residents = model.fixed("ward_weights", _person_ward_weights)
-
-    def weights(rows: slice | np.ndarray, w: np.ndarray, w_aware: np.ndarray) -> np.ndarray:
-        """Ward weights, lowered to 0.3 of them for people already aware when the unaware come first."""
-        return np.where(s.aware[rows], w_aware, w) if prefer_unaware else w
-
+        ward_w = model.fixed("ward_weights", _ward_weights)
     k_staff = int(model.rng.binomial(k, model.config.effort.staff_focus)) if k else 0
-    if residents.size == 0:
+    if residents.members.size == 0:
         k_staff = k
-    cum_staff = cum_residents = None
-    if not prefer_unaware and model.config.effort.policy != "adaptive":  # fixed weights: fixed sums
-        cum_staff, cum_residents = model.fixed(
-            "ward_weight_cumsums", lambda m: (np.cumsum(w_staff), np.cumsum(w_residents))
+    rng = model.rng
+    if prefer_unaware:
+        aware = model.state.aware
+        parts = (
+            staff.draw_unaware_first(rng, k_staff, ward_w, aware),
+            residents.draw_unaware_first(rng, k - k_staff, ward_w, aware),
         )
-    return np.concatenate(
-        [
-            _sample(model, k_staff, weights(model.staff_rows, w_staff, aware_staff), staff, cum_staff),
-            _sample(
-                model, k - k_staff, weights(model.resident_rows, w_residents, aware_residents), residents, cum_residents
-            ),
-        ]
-    )
+    else:
+        parts = staff.draw(rng, k_staff, ward_w), residents.draw(rng, k - k_staff, ward_w)
+    return np.concatenate(parts)
 
 
 def _actions(model: CommonPurposeModel, share: float, cost: float) -> int:
@@ -167,8 +214,8 @@ def engagement(model: CommonPurposeModel, share: float) -> None:
         if ambassadors.size == 0:
             ambassadors = np.flatnonzero(s.staff & (s.level == s.level.max()))
         if ambassadors.size:
-            partner = ambassadors[model.rng.integers(0, ambassadors.size, t.size)]
-            model.ties.add(t, partner, model.config.network.trust.new_tie, tie_kinds(s, t, partner))
+            partner = ambassadors[(model.rng.random(t.size) * ambassadors.size).astype(np.intp)]
+            model.ties.add(t, partner, model.config.network.trust.new_tie)
 
 
 def insight(model: CommonPurposeModel, share: float) -> None:
@@ -191,13 +238,18 @@ def insight(model: CommonPurposeModel, share: float) -> None:
 
 def _shift_structure(model: CommonPurposeModel, orgs: np.ndarray, gain: np.ndarray) -> None:
     """Move organisations' structural alignment towards the national cap (never past it)."""
-    orgs = np.asarray(orgs)
     if orgs.size == 0:  # nothing moves (structures are never above the cap, so the clip is a no-op too)
         return
-    ok = orgs >= 0
-    room = np.maximum(model.national_cap - model.org_structure, 0.0)
-    np.add.at(model.org_structure, orgs[ok], (gain * room[orgs])[ok] if np.ndim(gain) else gain * room[orgs[ok]])
-    np.minimum(model.org_structure, max(model.national_cap, 0.0), out=model.org_structure)
+    structure = model.org_structure
+    if orgs.min() < 0:  # staff without an organisation move nothing
+        ok = orgs >= 0
+        orgs, gain = orgs[ok], gain[ok] if np.ndim(gain) else gain
+    # each organisation's gains summed (a bincount: far cheaper than np.add.at), times its room before any
+    gains = np.bincount(orgs, weights=np.broadcast_to(gain, orgs.shape), minlength=structure.size)
+    cap = model.national_cap
+    gains *= np.maximum(cap - structure, 0.0)
+    structure += gains
+    np.minimum(structure, max(cap, 0.0), out=structure)
 
 
 def collaborative(model: CommonPurposeModel, share: float) -> None:
@@ -215,7 +267,7 @@ def collaborative(model: CommonPurposeModel, share: float) -> None:
     b, tie = model.ties.random_neighbour(a, model.rng)
     pool = staff[s.aware[rows]]
     if brokered.any() and pool.size:
-        cand = pool[model.rng.integers(0, pool.size, int(brokered.sum()))]
+        cand = pool[(model.rng.random(int(brokered.sum())) * pool.size).astype(np.intp)]
         b[brokered] = np.where(s.sector[cand] != s.sector[a[brokered]], cand, -1)
         tie[brokered] = -1
     ok = b >= 0
@@ -225,20 +277,20 @@ def collaborative(model: CommonPurposeModel, share: float) -> None:
     # strengthen ties that exist, then start the brokered ones (tie ids change when ties are added)
     unknown = tie < 0
     tie[unknown] = model.ties.find(a[unknown], b[unknown])
-    old = np.unique(tie[tie >= 0])
-    model.ties.set_trust(old, model.ties.trust[old] + spec.trust_gain * (1.0 - model.ties.trust[old]))
+    model.ties.strengthen(tie, spec.trust_gain)
     fresh = tie < 0
     if fresh.any():
         t0 = model.config.network.trust.new_tie
-        model.ties.add(a[fresh], b[fresh], t0 + spec.trust_gain * (1.0 - t0), tie_kinds(s, a[fresh], b[fresh]))
-    gates = culture_gate(model, np.concatenate([a, b]))  # culture and insight do not change in between
-    for p, gate in ((a, gates[: a.size]), (b, gates[a.size :])):
-        s.value[p] += spec.value_gain * s.vision[p] * gate * (1.0 - s.value[p])
+        model.ties.add(a[fresh], b[fresh], t0 + spec.trust_gain * (1.0 - t0))
+    # insight has run: culture and insight no longer change this week, so this is influence's gate too
+    gates = model.gate()
+    for p in (a, b):
+        s.value[p] += spec.value_gain * s.vision[p] * gates[p] * (1.0 - s.value[p])
         s.acted_after[p] = ACTIVITY_CODE["collaborative"]
-    commitment = s.vision[a] * s.value[a]
+    # partners in different organisations each move their own organisation, by their own commitment
     cross = s.staff[a] & s.staff[b] & (s.org[a] != s.org[b])
-    _shift_structure(model, s.org[a][cross], spec.structure_gain * commitment[cross])
-    _shift_structure(model, s.org[b][cross], spec.structure_gain * (s.vision[b] * s.value[b])[cross])
+    ends = np.concatenate([a[cross], b[cross]])
+    _shift_structure(model, s.org[ends], spec.structure_gain * s.vision[ends] * s.value[ends])
 
 
 def leadership(model: CommonPurposeModel, share: float) -> None:
@@ -261,17 +313,18 @@ def leadership(model: CommonPurposeModel, share: float) -> None:
     b[same] = _sample(model, int(same.sum()), w_partner, staff, cum_partner)
     pair = s.org[a] != s.org[b]
     a, b = a[pair], b[pair]
-    strength = s.vision[a] * s.value[a]
+    if a.size == 0:
+        return
+    strength = spec.structure_gain * s.vision[a] * s.value[a]  # the leader's commitment moves both
+    ends = np.concatenate([a, b])
+    _shift_structure(model, s.org[ends], np.concatenate([strength, strength]))
     for p in (a, b):
-        _shift_structure(model, s.org[p], spec.structure_gain * strength)
         s.value[p] += spec.value_gain * s.vision[p] * (1.0 - s.value[p])
-        s.acted_after[p] = ACTIVITY_CODE["leadership"]
-    if a.size:
-        tie = model.ties.find(a, b)
-        old = np.unique(tie[tie >= 0])
-        model.ties.set_trust(old, model.ties.trust[old] + spec.trust_gain * (1.0 - model.ties.trust[old]))
-        new = tie < 0
-        model.ties.add(a[new], b[new], model.config.network.trust.new_tie, tie_kinds(s, a[new], b[new]))
+    s.acted_after[ends] = ACTIVITY_CODE["leadership"]
+    tie = model.ties.find(a, b)
+    model.ties.strengthen(tie, spec.trust_gain)
+    new = tie < 0
+    model.ties.add(a[new], b[new], model.config.network.trust.new_tie)
 
 
 def embedding(model: CommonPurposeModel, share: float) -> None:
@@ -318,4 +371,4 @@ def run_activities(model: CommonPurposeModel) -> None:
             ACTIVITY_FUNCS[name](model, shares[name])
     clip01(model.state.vision, out=model.state.vision)
     clip01(model.state.value, out=model.state.value)
-    model.ties.flush()  # this week's new ties carry influence from this week's synchronous update on
+    model.ties.flush()  # this week's new ties (staged until now) carry influence from this week's update on

@@ -158,5 +158,6 @@ def _partner_joins(model: CommonPurposeModel, event: PartnerJoins) -> str:
         v.append(dst)
     a, b = dedupe(np.concatenate(u), np.concatenate(v), s.n)
     model.ties.add(a, b, cfg.network.trust.new_tie, tie_kinds(s, a, b))
+    model.ties.flush()  # the partner arrives with its ties (not staged until the week's flush)
     model.add_agents(ids)
     return f"{event.name} ({event.sector}) joined with {k} staff"

@@ -39,7 +39,7 @@ from abm.influence import feedback, neighbour_sums, social_influence
 from abm.metrics import MODEL_COLUMNS, Recorder
 from abm.network import TIE_KINDS, generate
 from abm.residents import baseline_rates, move_classes
-from abm.state import State, Ties, as_slice
+from abm.state import State, Ties, as_slice, tie_kinds
 from abm.turnover import staff_turnover
 
 #: Keyword shortcuts for the most used settings (for batch_run and SolaraViz sliders).
@@ -240,7 +240,7 @@ class CommonPurposeModel(mesa.Model):
         pop = generic_population(cfg, self.rng) if canonical else generate(cfg, self.rng)
         self.population = pop
         self.state = State.from_population(pop, cfg, self.rng)
-        self.ties = Ties(pop.n_agents, pop.eu, pop.ev, pop.trust, pop.kind)
+        self.ties = Ties(pop.n_agents, pop.eu, pop.ev, pop.trust, pop.kind, kind_rule=partial(tie_kinds, self.state))
         self.docking = canonical or cfg.initial.adopters > 0
         seed_initial_state(self)
         self.role_names = pop.role_names

@@ -362,6 +362,11 @@ def p8(seeds, workers=1) -> PatternResult:
 #: P8: a change in the target wards' inactive share smaller than this counts as no change.
 EQUIVALENCE = 0.03
 
+#: Fewest replicate seeds a pattern's criterion has the power for. P8's equivalence half needs a
+#: CI narrower than +/-EQUIVALENCE: one seed's change has a standard deviation of about 0.02-0.03,
+#: so with 8 seeds the CI's half-width alone is about 0.02-0.03 and a null effect fails by chance.
+MIN_SEEDS = {"P8": 16}
+
 
 def logistic(x: np.ndarray, lo: float, hi: float, mid: float, scale: float) -> np.ndarray:
     return lo + (hi - lo) / (1.0 + np.exp(-(x - mid) / scale))

@@ -2,14 +2,17 @@
 
 `Ties` keeps every tie once (u < v) with its trust and kind, and symmetric CSR matrices whose
 entries are trust: a main matrix, and a small side matrix of ties added since the last merge,
-merged in when it grows past a few per cent. Trust changes are written straight into the
-matrices (each tie knows its two positions); removed ties are zeroed and compacted at the next
-merge. So engagement and turnover cost O(changed ties) per step, not a rebuild. The matrices
+merged in when it grows past a few per cent. New ties are staged during the week and applied
+together at the week's flush (one look-up and one write for all of them). Trust changes are
+written straight into the matrices (each tie knows its two positions); removed ties are zeroed
+and compacted at the next merge. So engagement and turnover cost O(changed ties) per step, not
+a rebuild. The matrices
 hold float32 (half the memory traffic of the neighbour sums); tie arrays keep float64.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -122,19 +125,26 @@ def _insert_sorted(
     return out_keys, out_ids
 
 
-def _pick(x: float | np.ndarray, idx: np.ndarray, dtype: type) -> np.ndarray:
-    """x[idx] for an array, or x repeated for a scalar (as `dtype`)."""
+def _pick(x: float | np.ndarray, size: int, dtype: type) -> np.ndarray:
+    """x as an array of `size` (a scalar repeated), as `dtype`."""
     if np.ndim(x) == 0:
-        return np.full(idx.size, x, dtype=dtype)
-    return np.asarray(x, dtype=dtype)[idx]
+        return np.full(size, x, dtype=dtype)
+    return np.asarray(x, dtype=dtype)
 
 
 class Ties:
     """Undirected weighted ties with O(1) trust updates and amortised additions and removals.
 
-    Ties live in three bands of ids: [0, m_main) in the main matrix, [m_main, m_side) in the side
-    matrix, and newer ones pending until the next `flush` (at the step's neighbour sums), so a
-    week's new ties start carrying influence together, at the next synchronous update.
+    Ties live in two bands of ids: [0, m_main) in the main matrix, [m_main, m) in the side
+    matrix. `add` stages new ties until the next `flush` (at the step's neighbour sums), so a
+    week's new ties start carrying influence together, at the next synchronous update; until
+    then `find`, `random_neighbour` and `incident` do not see them.
+
+    Example:
+        >>> t = Ties(4, np.array([0]), np.array([1]), np.array([0.5]), np.zeros(1, np.int8))
+        >>> t.add(np.array([2, 3]), np.array([1, 2]), 0.3, np.zeros(2, np.int8))
+        >>> int(t.find(np.array([1]), np.array([2]))[0]), t.flush(), t.count
+        (-1, 2, 3)
     """
 
     #: Merge everything into the main matrix when newer ties exceed this share of it. The merge
@@ -145,8 +155,19 @@ class Ties:
     #: Tie arrays grow by this factor when full (additions cost O(added), not O(ties)).
     GROWTH = 1.5
 
-    def __init__(self, n: int, eu: np.ndarray, ev: np.ndarray, trust: np.ndarray, kind: np.ndarray):
+    def __init__(
+        self,
+        n: int,
+        eu: np.ndarray,
+        ev: np.ndarray,
+        trust: np.ndarray,
+        kind: np.ndarray,
+        kind_rule: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    ):
         self.n = n
+        #: gives the kind of new ties staged without one (see `add`)
+        self.kind_rule = kind_rule
+        self._staged: list[tuple[np.ndarray, np.ndarray, float | np.ndarray, np.ndarray | None]] = []
         self.m = int(np.size(eu))  # ties stored (live or removed); the arrays below have spare room
         self._eu = np.asarray(eu, dtype=np.int32).copy()
         self._ev = np.asarray(ev, dtype=np.int32).copy()
@@ -198,7 +219,7 @@ class Ties:
     # --- structure -------------------------------------------------------------------------
     @property
     def count(self) -> int:
-        """Number of live ties."""
+        """Number of live ties (staged ones count from the flush that applies them)."""
         return self.m - self._dead
 
     @property
@@ -215,35 +236,76 @@ class Ties:
             self.m = self._eu.size
             self._alive = np.ones(self.m, dtype=bool)
             self._dead = 0
-        self.m_main = self.m_side = self.m
+        self.m_main = self.m
         self.main = _Part(self, 0, self.m_main)
         self.side: _Part | None = None
-        self._pending_keys: tuple[np.ndarray, np.ndarray] | None = None
         self.merges += 1
 
-    def flush(self) -> None:
-        """Bring pending ties into the matrices (merging everything when the newer bands grow large)."""
-        m = self.m
-        if m == self.m_side:
-            return
-        if m - self.m_main > max(2048, self.MERGE_SHARE * self.m_main):
-            self._rebuild()
-            return
-        new_keys, new_ids = self._pending()
-        if self.side is None:
-            keys = (new_keys, new_ids)
-        else:  # insert this week's keys into the side's sorted ones (no re-sorting)
-            keys = _insert_sorted(self.side.keys, self.side.key_tie, new_keys, new_ids)
-        self.side = _Part(self, self.m_main, m, sort=False, keys=keys)
-        self.m_side = m
-        self._pending_keys = None
+    def flush(self) -> int:
+        """Apply the staged ties (see `add`); returns how many ties were added or revived."""
+        if not self._staged:
+            return 0
+        staged, self._staged = self._staged, []
+        u = np.concatenate([b[0] for b in staged]).astype(np.int64)
+        v = np.concatenate([b[1] for b in staged]).astype(np.int64)
+        trust = np.concatenate([_pick(b[2], b[0].size, np.float64) for b in staged])
+        kinds = [b[3] for b in staged]
+        if any(k is None for k in kinds):
+            if self.kind_rule is None:
+                raise ValueError("ties staged without a kind need Ties.kind_rule")
+            kind = self.kind_rule(u, v)
+        else:
+            kind = np.concatenate(kinds).astype(np.int8)
+        lo, hi = np.minimum(u, v), np.maximum(u, v)
+        key = lo * self.n + hi
+        # each pair once, with the highest trust staged for it (sort by key, then trust; keep the last)
+        order = np.lexsort((trust, key))
+        key = key[order]
+        last = np.empty(key.size, dtype=bool)
+        np.not_equal(key[1:], key[:-1], out=last[:-1])
+        last[-1] = True
+        last &= lo[order] != hi[order]  # no self-ties
+        pick = order[last]
+        key, lo, hi, trust, kind = key[last], lo[pick], hi[pick], trust[pick], kind[pick]
+        if key.size == 0:
+            return 0
+        existing = self._find_any(key)
+        revived = 0
+        if self._dead:  # removed ties come back with the new trust and kind
+            dead = np.flatnonzero(existing >= 0)
+            dead = dead[~self.alive[existing[dead]]]
+            if dead.size:
+                tie = existing[dead]
+                self.alive[tie] = True
+                self._dead -= tie.size
+                self.kind[tie] = kind[dead]
+                self.set_trust(tie, trust[dead])
+                revived = tie.size
+        fresh = np.flatnonzero(existing < 0)
+        if fresh.size < key.size:
+            key, lo, hi, trust, kind = key[fresh], lo[fresh], hi[fresh], trust[fresh], kind[fresh]
+        if fresh.size:
+            self._reserve(fresh.size)
+            m, new = self.m, slice(self.m, self.m + fresh.size)
+            self._eu[new], self._ev[new] = lo, hi
+            self._trust[new], self._kind[new] = trust, kind
+            self._alive[new] = True
+            self.m += fresh.size
+            if self.m - self.m_main > max(2048, self.MERGE_SHARE * self.m_main):
+                self._rebuild()
+            else:  # the new keys (sorted) join the side's sorted ones: no re-sort
+                ids = np.arange(m, self.m)
+                keys = (key, ids) if self.side is None else _insert_sorted(self.side.keys, self.side.key_tie, key, ids)
+                self.side = _Part(self, self.m_main, self.m, sort=False, keys=keys)
+        return int(fresh.size + revived)
 
     def _parts(self) -> list[_Part]:
         return [self.main] if self.side is None else [self.main, self.side]
 
     def matmul(self, x: np.ndarray) -> np.ndarray:
         """Trust-weighted neighbour sums, W @ x, for a vector or an (n, k) block (flushes first)."""
-        self.flush()
+        if self._staged:
+            self.flush()
         if x.ndim != 2 or x.dtype != np.float32 or not x.flags.c_contiguous:
             out = self.main.A @ x
             if self.side is not None:
@@ -257,14 +319,6 @@ class Ties:
             self.side.add_product(x, out)
         return out
 
-    def _pending(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._pending_keys is None:
-            a, b = self.eu[self.m_side :], self.ev[self.m_side :]
-            keys = a.astype(np.int64) * self.n + b
-            order = np.argsort(keys, kind="stable")
-            self._pending_keys = (keys[order], order + self.m_side)
-        return self._pending_keys
-
     def _key(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Pair keys min * n + max (int64), the order ties are looked up by."""
         u, v = np.asarray(u, dtype=np.int64), np.asarray(v, dtype=np.int64)
@@ -277,17 +331,10 @@ class Ties:
             miss = np.flatnonzero(out < 0)
             if miss.size:
                 out[miss] = self.side.find(key[miss])
-        if self.m > self.m_side:
-            miss = np.flatnonzero(out < 0)
-            if miss.size:
-                keys, ids = self._pending()
-                i = np.minimum(keys.searchsorted(key[miss]), keys.size - 1)
-                hit = keys[i] == key[miss]
-                out[miss[hit]] = ids[i[hit]]
         return out
 
     def find(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Tie ids for the pairs (u, v), -1 where there is no live tie."""
+        """Tie ids for the pairs (u, v), -1 where there is no live tie (staged ones are not found)."""
         out = self._find_any(self._key(u, v))
         out[(out >= 0) & ~self.alive[np.maximum(out, 0)]] = -1
         return out
@@ -297,51 +344,37 @@ class Ties:
         tie = np.asarray(tie, dtype=np.int64)
         if tie.size == 0:
             return
-        self.trust[tie] = value
-        live = (self.trust[tie] * self.alive[tie]).astype(np.float32)
+        trust = self._trust
+        trust[tie] = value
+        live = trust[tie]  # (read back: where a tie repeats, every entry gets the last write)
+        if self._dead:
+            live *= self._alive[tie]
+        live = live.astype(np.float32)
+        if self.side is None or tie.max() < self.m_main:
+            self.main.write(tie, live)
+            return
         main = tie < self.m_main
         self.main.write(tie[main], live[main])
-        side = ~main & (tie < self.m_side)
-        if self.side is not None and side.any():
-            self.side.write(tie[side], live[side])
+        side = ~main
+        self.side.write(tie[side], live[side])
 
-    def add(self, u: np.ndarray, v: np.ndarray, trust: float | np.ndarray, kind: np.ndarray) -> int:
-        """Add ties between distinct pairs not already tied (removed ones are revived); returns how many."""
-        if np.size(u) == 0:
-            return 0
-        key, first = np.unique(self._key(u, v), return_index=True)
-        lo, hi = np.divmod(key, self.n)
-        keep = lo != hi
-        if not keep.all():
-            key, first, lo, hi = key[keep], first[keep], lo[keep], hi[keep]
-        if key.size == 0:
-            return 0
-        existing = self._find_any(key)
-        revived = np.zeros(0, dtype=np.int64)
-        if self._dead:
-            dead = (existing >= 0) & ~self.alive[np.maximum(existing, 0)]
-            if dead.any():
-                revived = existing[dead]
-                self.alive[revived] = True
-                self._dead -= revived.size
-                self.kind[revived] = _pick(kind, first[dead], np.int8)
-                self.set_trust(revived, _pick(trust, first[dead], np.float64))
-        fresh = np.flatnonzero(existing < 0)
-        if fresh.size < key.size:
-            key, first, lo, hi = key[fresh], first[fresh], lo[fresh], hi[fresh]
-        if fresh.size:
-            self._reserve(fresh.size)
-            new = slice(self.m, self.m + fresh.size)
-            self._eu[new] = lo
-            self._ev[new] = hi
-            self._trust[new] = _pick(trust, first, np.float64)
-            self._kind[new] = _pick(kind, first, np.int8)
-            self._alive[new] = True
-            if self._pending_keys is not None:  # the new keys (sorted) join the pending ones: no re-sort
-                ids = np.arange(self.m, self.m + fresh.size)
-                self._pending_keys = _insert_sorted(*self._pending_keys, key, ids)
-            self.m += fresh.size
-        return int(fresh.size + revived.size)
+    def strengthen(self, tie: np.ndarray, gain: float) -> None:
+        """Trust moves `gain` of the way to 1 on each listed tie, once however often it is listed (-1s skipped)."""
+        tie = np.unique(tie)
+        if tie.size and tie[0] < 0:
+            tie = tie[tie.searchsorted(0) :]
+        old = self._trust[tie]
+        self.set_trust(tie, old + gain * (1.0 - old))
+
+    def add(self, u: np.ndarray, v: np.ndarray, trust: float | np.ndarray, kind: np.ndarray | None = None) -> None:
+        """Stage ties between the pairs (u, v), applied together at the next `flush`.
+
+        Pairs already tied are left as they are; removed ties are revived with the new trust and
+        kind; self-ties are dropped; a pair staged twice gets the higher trust. `kind` (codes of
+        `abm.network.TIE_KINDS`) may be None when `kind_rule` is set.
+        """
+        if np.size(u):
+            self._staged.append((np.asarray(u), np.asarray(v), trust, kind))
 
     def remove(self, tie: np.ndarray) -> None:
         """Remove ties: they stop carrying influence at once and are compacted at a later merge."""
@@ -360,9 +393,7 @@ class Ties:
         if nodes is None:
             nodes = np.flatnonzero(nodes_mask)
         parts = [p.tie_at[p.rows(nodes)] for p in self._parts()]
-        pending = np.arange(self.m_side, self.m)
-        parts.append(pending[nodes_mask[self.eu[pending]] | nodes_mask[self.ev[pending]]])
-        tie = np.unique(np.concatenate(parts))
+        tie = np.unique(np.concatenate(parts) if len(parts) > 1 else parts[0])
         return tie[self.alive[tie]]
 
     def grow(self, n: int) -> None:
@@ -371,22 +402,35 @@ class Ties:
         self._rebuild()
 
     def random_neighbour(self, nodes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One random live neighbour of each node (-1 when none) and the tie id (pending ties excluded)."""
-        parts = self._parts()
-        degs = [p.indptr[nodes + 1].astype(np.int64) - p.indptr[nodes] for p in parts]  # not a diff over all rows
-        total = sum(degs)
-        r = (rng.random(nodes.size) * total).astype(np.int64)
-        nb = np.full(nodes.size, -1, dtype=np.int64)
-        tie = np.full(nodes.size, -1, dtype=np.int64)
-        offset = np.zeros(nodes.size, dtype=np.int64)
-        for part, deg in zip(parts, degs, strict=True):
-            pick = (r >= offset) & (r < offset + deg)
-            pos = part.indptr[nodes[pick]] + (r[pick] - offset[pick])
-            nb[pick] = part.indices[pos]
-            tie[pick] = part.tie_at[pos]
-            offset += deg
-        dead = (tie >= 0) & ~self.alive[np.maximum(tie, 0)]
-        nb[dead], tie[dead] = -1, -1
+        """One random live neighbour of each node (-1 when none) and the tie id (staged ties excluded).
+
+        Each node's entries are its main-matrix row, then its side-matrix row; one uniform draw each.
+        """
+        main, side = self.main, self.side
+        start = main.indptr[nodes]
+        deg = main.indptr[nodes + 1] - start
+        if side is None:
+            total = deg
+        else:
+            side_start = side.indptr[nodes]
+            total = deg + (side.indptr[nodes + 1] - side_start)
+        r = (rng.random(nodes.size) * total).astype(np.intp)
+        none = total == 0
+        if none.all():
+            return np.full(nodes.size, -1, dtype=np.int64), np.full(nodes.size, -1, dtype=np.int64)
+        # (`clip`: a node with no entries reads some entry, discarded below; no main entries: all newer)
+        main_ties = main.tie_at
+        tie = main_ties.take(start + r, mode="clip") if main_ties.size else np.full(nodes.size, -1, dtype=np.int64)
+        if side is not None:
+            in_side = np.flatnonzero(r >= deg)
+            tie[in_side] = side.tie_at.take(side_start[in_side] + (r - deg)[in_side], mode="clip")
+        tie[none] = -1
+        if self._dead:
+            tie[(tie >= 0) & ~self._alive[tie]] = -1
+        ok = tie >= 0
+        u, v = self._eu[tie], self._ev[tie]
+        nb = np.where(u == nodes, v, u).astype(np.int64)
+        nb[~ok] = -1
         return nb, tie
 
     def neighbours(self, i: int) -> np.ndarray:

@@ -763,11 +763,13 @@ def _pattern(job: tuple[str, int]):
 
 def pattern_suite(st: Settings, workers: int, progress: Callable[[str], None]) -> Section:
     """P1-P9 via `abm.patterns.check`; with workers > 1, one pattern per worker process (forkserver)."""
-    from abm.patterns import PATTERNS
+    from abm.patterns import MIN_SEEDS, PATTERNS
 
     sec = Section("patterns", "Patterns P1-P9 (MODEL.md), pattern-oriented validation", "MODEL.md, abm.patterns")
     names = [n for n in _COSTLY_FIRST if n in PATTERNS] + [n for n in PATTERNS if n not in _COSTLY_FIRST]
-    jobs = {name: (name, st.p9_seeds if name == "P9" else st.pattern_seeds) for name in names}
+    jobs = {
+        name: (name, st.p9_seeds if name == "P9" else max(st.pattern_seeds, MIN_SEEDS.get(name, 0))) for name in names
+    }
     done: dict[str, Any] = {}
     if workers > 1:
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=_context()) as pool:

@@ -1,0 +1,101 @@
+"""The tie store's weekly staging and the activities' weighted draws keep their meaning.
+
+New ties are staged during the week and applied together at the flush; draws by ward and the
+unaware-first thinning follow the weights they stand for (checked against exact expectations).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from abm.activities import AWARE_WEIGHT, _ByWard
+from abm.state import Ties
+
+
+def _ties(n: int = 6) -> Ties:
+    # 0-1 and 1-2 to start with
+    return Ties(n, np.array([0, 1]), np.array([1, 2]), np.array([0.5, 0.6]), np.zeros(2, np.int8))
+
+
+def test_staged_ties_appear_at_the_flush_once_each_with_the_highest_trust() -> None:
+    ties = _ties()
+    ties.add(np.array([3, 4, 2]), np.array([4, 3, 2]), 0.2, np.array([1, 1, 1], np.int8))  # 3-4 twice, a self-tie
+    ties.add(np.array([4, 0]), np.array([3, 1]), np.array([0.7, 0.9]), np.array([1, 1], np.int8))  # 0-1 exists
+    assert ties.find(np.array([3]), np.array([4]))[0] == -1 and ties.count == 2  # not before the flush
+    assert ties.flush() == 1
+    assert ties.count == 3 and ties.flush() == 0
+    tie = ties.find(np.array([4]), np.array([3]))[0]
+    assert tie >= 0 and ties.trust[tie] == 0.7 and ties.kind[tie] == 1
+    assert ties.trust[ties.find(np.array([0]), np.array([1]))[0]] == 0.5  # an existing tie is left as it was
+    x = np.eye(6)
+    assert ties.matmul(x)[3, 4] == np.float32(0.7) and ties.matmul(x)[2, 2] == 0.0
+
+
+def test_a_removed_tie_comes_back_with_the_new_trust_and_kind() -> None:
+    ties = _ties()
+    ties.remove(np.array([0]))
+    assert ties.find(np.array([0]), np.array([1]))[0] == -1 and ties.count == 1
+    ties.add(np.array([1]), np.array([0]), 0.3, np.array([2], np.int8))
+    assert ties.flush() == 1
+    tie = ties.find(np.array([0]), np.array([1]))[0]
+    assert tie == 0 and ties.trust[0] == 0.3 and ties.kind[0] == 2 and ties.count == 2
+    assert ties.matmul(np.eye(6))[0, 1] == np.float32(0.3)
+
+
+def test_kinds_come_from_the_rule_when_not_given() -> None:
+    ties = Ties(4, np.array([0]), np.array([1]), np.array([0.5]), np.zeros(1, np.int8), kind_rule=lambda u, v: u + v)
+    ties.add(np.array([1, 3]), np.array([2, 2]), 0.4)
+    ties.flush()
+    assert ties.kind[ties.find(np.array([1, 2]), np.array([2, 3]))].tolist() == [3, 5]
+
+
+def test_strengthen_moves_each_tie_once_and_skips_missing_ones() -> None:
+    ties = _ties()
+    ties.strengthen(np.array([1, -1, 1, 0]), 0.5)
+    assert np.allclose(ties.trust, [0.75, 0.8])
+    assert np.allclose(ties.matmul(np.eye(6))[[0, 1], [1, 2]], [0.75, 0.8])
+
+
+def test_random_neighbour_draws_every_neighbour_equally_across_main_and_side() -> None:
+    n = 8
+    ties = Ties(n, np.array([0, 0, 0]), np.array([1, 2, 3]), np.full(3, 0.5), np.zeros(3, np.int8))
+    ties.add(np.array([0, 0]), np.array([4, 5]), 0.5, np.zeros(2, np.int8))
+    ties.flush()  # 0-4 and 0-5 in the side matrix
+    assert ties.side is not None
+    ties.remove(ties.find(np.array([0]), np.array([2])))  # a removed tie is never drawn
+    nb, tie = ties.random_neighbour(np.zeros(50_000, np.int64), np.random.default_rng(1))
+    ok = tie >= 0
+    assert (ties.eu[tie[ok]] == 0).all() and np.array_equal(ties.ev[tie[ok]], nb[ok]) and (nb[~ok] == -1).all()
+    counts = np.bincount(nb[nb >= 0], minlength=n)
+    assert counts[2] == 0 and counts[[6, 7]].sum() == 0
+    # 5 entries, one removed: the 4 live neighbours equally likely, the removed one's share -1
+    assert stats.chisquare(counts[[1, 3, 4, 5]]).pvalue > 0.001
+    assert abs((nb < 0).mean() - 0.2) < 0.01
+    lonely, _ = ties.random_neighbour(np.array([7, 6]), np.random.default_rng(2))
+    assert lonely.tolist() == [-1, -1]
+
+
+def test_draws_by_ward_follow_the_ward_weights_and_are_uniform_within_a_ward() -> None:
+    ward = np.array([0, 0, 0, 1, 1, 2, 0, 1, 3, 3])  # ward 2 has one person, ward 3 is weighted 0
+    people = np.arange(10)
+    weight = np.array([1.0, 2.0, 4.0, 0.0])
+    by_ward = _ByWard(people, ward, 4)
+    draws = by_ward.draw(np.random.default_rng(3), 100_000, weight)
+    expected = weight[ward] / weight[ward].sum()
+    observed = np.bincount(draws, minlength=10)
+    assert observed[ward == 3].sum() == 0
+    keep = expected > 0
+    assert stats.chisquare(observed[keep], expected[keep] * draws.size).pvalue > 0.001
+    assert by_ward.draw(np.random.default_rng(3), 5, np.zeros(4)).size == 0
+
+
+def test_unaware_first_draws_weigh_the_aware_less() -> None:
+    ward = np.zeros(6, dtype=np.int64)
+    aware = np.array([True, True, True, False, False, False])
+    by_ward = _ByWard(np.arange(6), ward, 1)
+    draws = by_ward.draw_unaware_first(np.random.default_rng(4), 60_000, np.ones(1), aware)
+    assert draws.size == 60_000
+    expected = np.where(aware, AWARE_WEIGHT, 1.0)
+    expected /= expected.sum()
+    assert stats.chisquare(np.bincount(draws, minlength=6), expected * draws.size).pvalue > 0.001
