@@ -245,7 +245,8 @@ def _shift_structure(model: CommonPurposeModel, orgs: np.ndarray, gain: np.ndarr
         ok = orgs >= 0
         orgs, gain = orgs[ok], gain[ok] if np.ndim(gain) else gain
     # each organisation's gains summed (a bincount: far cheaper than np.add.at), times its room before any
-    gains = np.bincount(orgs, weights=np.broadcast_to(gain, orgs.shape), minlength=structure.size)
+    weights = gain if np.ndim(gain) else np.full(orgs.size, gain)
+    gains = np.bincount(orgs, weights=weights, minlength=structure.size)
     cap = model.national_cap
     gains *= np.maximum(cap - structure, 0.0)
     structure += gains

@@ -397,11 +397,15 @@ def population_from_graph(graph: nx.Graph, cfg: Config, rng: np.random.Generator
 
 def _tie_kind(eu: np.ndarray, ev: np.ndarray, staff: np.ndarray, org: np.ndarray, sector: np.ndarray) -> np.ndarray:
     su, sv = staff[eu], staff[ev]
-    kind = np.full(eu.size, KIND["cross_sector"], dtype=np.int8)
-    kind[su & sv & (sector[eu] == sector[ev])] = KIND["between_organisations"]
-    kind[su & sv & (org[eu] == org[ev])] = KIND["within_organisation"]
-    kind[su ^ sv] = KIND["professional_resident"]
-    kind[~su & ~sv] = KIND["resident_resident"]
+    kind = np.where(su ^ sv, np.int8(KIND["professional_resident"]), np.int8(KIND["resident_resident"]))
+    both = np.flatnonzero(su & sv)  # staff on both ends: by organisation, then sector
+    if both.size:
+        a, b = eu[both], ev[both]
+        kind[both] = np.where(
+            org[a] == org[b],
+            np.int8(KIND["within_organisation"]),
+            np.where(sector[a] == sector[b], np.int8(KIND["between_organisations"]), np.int8(KIND["cross_sector"])),
+        )
     return kind
 
 

@@ -56,12 +56,13 @@ class _Part:
         if sort:  # columns sorted within rows make row*n+col globally sorted: lookups need no argsort
             _sparsetools.csr_sort_indices(n, indptr, indices, slot)
         self.lo, self.n = lo, n
-        rel = slot - m * (slot >= m)  # CSR position -> tie id - lo (sequential, no gather)
-        self.tie_at = rel + lo
         # tie id - lo -> its two CSR positions (row 0 from eu, row 1 from ev): the inverse of slot
         self.pos = np.empty(2 * m, dtype=slot.dtype)
         self.pos[slot] = order
         self.pos = self.pos.reshape(2, m)
+        rel = slot  # CSR position -> tie id - lo: slot, less m where it counts the ev side (in place)
+        np.subtract(rel, m, out=rel, where=rel >= m)
+        self.tie_at = rel + lo
         if sort:  # every entry (both directions), in CSR order: row of each entry * n + column
             self.keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))  # rows in order: no gather
             self.keys *= n
@@ -123,13 +124,6 @@ def _insert_sorted(
     out_keys[at], out_ids[at] = new_keys, new_ids
     out_keys[old], out_ids[old] = keys, ids
     return out_keys, out_ids
-
-
-def _pick(x: float | np.ndarray, size: int, dtype: type) -> np.ndarray:
-    """x as an array of `size` (a scalar repeated), as `dtype`."""
-    if np.ndim(x) == 0:
-        return np.full(size, x, dtype=dtype)
-    return np.asarray(x, dtype=dtype)
 
 
 class Ties:
@@ -248,7 +242,7 @@ class Ties:
         staged, self._staged = self._staged, []
         u = np.concatenate([b[0] for b in staged]).astype(np.int64)
         v = np.concatenate([b[1] for b in staged]).astype(np.int64)
-        trust = np.concatenate([_pick(b[2], b[0].size, np.float64) for b in staged])
+        trust = np.concatenate([b[2] if isinstance(b[2], np.ndarray) else np.full(b[0].size, b[2]) for b in staged])
         kinds = [b[3] for b in staged]
         if any(k is None for k in kinds):
             if self.kind_rule is None:
