@@ -84,13 +84,12 @@ class _Part:
         return sp.csr_matrix((self.data, self.indices, self.indptr), shape=(self.n, self.n), copy=False)
 
     def add_product(self, x: np.ndarray, out: np.ndarray) -> None:
-        """out += self.A @ x for a C-ordered float32 (n, k) block (the same sums, without scipy's checks).
+        """out += self.A @ x for C-ordered float32 (n, k) blocks, accumulated straight into `out`.
 
-        The rows are summed on their own first, then added to `out` once, as `out += self.A @ x` does.
+        (No temporary block: sparsetools adds each row's products to what `out` holds.)
         """
-        part, n = np.zeros(out.shape, dtype=np.float32), self.n
-        _sparsetools.csr_matvecs(n, n, x.shape[1], self.indptr, self.indices, self.data, x.ravel(), part.ravel())
-        out += part
+        n = self.n
+        _sparsetools.csr_matvecs(n, n, x.shape[1], self.indptr, self.indices, self.data, x.ravel(), out.ravel())
 
     def write(self, tie: np.ndarray, value: np.ndarray) -> None:
         k = tie - self.lo
@@ -306,9 +305,8 @@ class Ties:
                 out += self.side.A @ x
             return out
         # straight to sparsetools (as scipy's own product does, without its per-call checks)
-        A = self.main
         out = np.zeros((self.n, x.shape[1]), dtype=np.float32)
-        _sparsetools.csr_matvecs(self.n, self.n, x.shape[1], A.indptr, A.indices, A.data, x.ravel(), out.ravel())
+        self.main.add_product(x, out)
         if self.side is not None:
             self.side.add_product(x, out)
         return out
