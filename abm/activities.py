@@ -141,8 +141,10 @@ class _ByWard:
         cum, total, last = self._plan(ward_weight)
         if k <= 0 or total <= 0:
             return np.zeros(0, dtype=np.int64)
-        w = np.minimum(cum.searchsorted(rng.random(k) * total, side="right"), last)
-        return self.members[self.start[w] + (rng.random(k) * self.count[w]).astype(np.intp)]
+        u = rng.random((2, k))  # row 0 picks the ward, row 1 the member
+        w = np.minimum(cum.searchsorted(u[0] * total, side="right"), last)
+        u[1] *= self.count[w]
+        return self.members[self.start[w] + u[1].astype(np.intp)]
 
     def draw_unaware_first(
         self, rng: np.random.Generator, k: int, ward_weight: np.ndarray, aware: np.ndarray
@@ -230,8 +232,11 @@ def insight(model: CommonPurposeModel, share: float) -> None:
         model.ward_insight += spec.ward_gain * np.minimum(touched / residents, 1.0) * (1.0 - model.ward_insight)
         np.minimum(model.ward_insight, 1.0, out=model.ward_insight)
     # insight keeps narrowing misalignment where it is held, and fades unless renewed
-    q = np.maximum(s.insight, model.ward_insight[ward_index(model)])
-    s.culture += spec.culture_shift * q * (1.0 - s.culture)
+    q = model.ward_insight.take(ward_index(model))
+    np.maximum(s.insight, q, out=q)
+    q *= spec.culture_shift  # culture += shift * q * (1 - culture), in place (the same figures)
+    q *= np.subtract(1.0, s.culture)
+    s.culture += q
     s.insight *= 1.0 - spec.decay
     model.ward_insight *= 1.0 - spec.decay
 
