@@ -450,9 +450,13 @@ class CommonPurposeModel(mesa.Model):
         s = self.state
         if self._prev_acting.size != s.n:
             self._prev_acting = np.concatenate([self._prev_acting, np.zeros(s.n - self._prev_acting.size, bool)])
-        started = s.acting & ~self._prev_acting & (s.first_acting == self.week)
-        self._prev_acting = s.acting.copy()
-        k = int(started.sum())
+        first = s.first_acting == self.week
+        if not first.any():  # nobody reached acting for the first time this week: nobody started
+            np.copyto(self._prev_acting, s.acting)
+            return
+        started = s.acting & ~self._prev_acting & first
+        np.copyto(self._prev_acting, s.acting)
+        k = int(np.count_nonzero(started))
         if k == 0:
             return
         after = s.acted_after[started]
