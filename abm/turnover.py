@@ -94,8 +94,7 @@ def _refill(model: CommonPurposeModel, leavers: np.ndarray) -> None:
 
 def staff_turnover(model: CommonPurposeModel) -> None:
     cfg = model.config.turnover
-    s = model.state
     weekly = 1.0 - (1.0 - cfg.annual_rate) ** (1.0 / 52.0)
     can_leave = model.fixed("can_leave", lambda m: np.flatnonzero(m.state.staff & ~m.protected_roles[m.state.role]))
-    draw = model.rng.random(s.n)  # one draw per person, so the stream does not depend on who can leave
-    _refill(model, can_leave[draw[can_leave] < weekly])  # sorted and distinct already
+    # one draw per person who can leave (a tenth of everyone at scale: residents never leave)
+    _refill(model, can_leave[model.rng.random(can_leave.size) < weekly])  # sorted and distinct already
