@@ -132,15 +132,15 @@ def ward_class_counts(model: CommonPurposeModel) -> np.ndarray:
     return np.bincount(code + model.state.pa_class[model.resident_rows], minlength=3 * wards).reshape(wards, 3)
 
 
-def _ward_runs(model: CommonPurposeModel) -> tuple[np.ndarray, np.ndarray] | None:
+def _ward_runs(model: CommonPurposeModel) -> tuple[np.ndarray, ...]:
     """Where each ward's run of residents starts, and its ward, when residents are one block of rows
-    sorted by ward (as generated); else None."""
+    sorted by ward (as generated); else () (not None, which `model.fixed` would not keep)."""
     s = model.state
     if not isinstance(model.resident_rows, slice) or model.resident_index.size == 0:
-        return None
+        return ()
     ward = s.ward[model.resident_rows]
     if np.any(ward[1:] < ward[:-1]):
-        return None
+        return ()
     starts = np.flatnonzero(np.concatenate(([True], ward[1:] != ward[:-1])))
     return starts, ward[starts].astype(np.intp)
 
@@ -152,7 +152,7 @@ def ward_inactive(model: CommonPurposeModel) -> np.ndarray:
     counting every class of every resident.
     """
     runs = model.fixed("resident_ward_runs", _ward_runs)
-    if runs is None:
+    if not runs:
         return ward_class_counts(model)[:, 0]
     starts, ward = runs
     counts = np.zeros(len(model.ward_names), dtype=np.intp)

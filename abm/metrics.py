@@ -154,34 +154,24 @@ _FIXED = 3
 _WIDTH = 8
 
 
-def _weights(
-    model: CommonPurposeModel, people: People, w: np.ndarray | None = None, written: list | None = None
-) -> np.ndarray:
+def _weights(model: CommonPurposeModel, people: People, w: np.ndarray | None = None) -> np.ndarray:
     """Per person, this week's quantities that group metrics sum (the columns of _SUMS after _FIXED).
 
     Values are rounded to float32 (as the sums have always been taken) but stored as float64,
     the membership matrix's type, so the product needs no converted copy. `w`, if given, is last
-    week's block for the same people, refilled in place (its zero columns and rows stay zero);
-    `written` then holds the organisations' values last written into it (updated here).
+    week's block for the same people, refilled in place (its zero columns and rows stay zero).
     """
     s = model.state
-    if written is None:
-        written = [None, None]
     if w is None:
         w = np.zeros((s.n, _WIDTH))
-        written[:] = [None, None]
     w[:, 0] = s.vision.astype(np.float32)
     w[:, 1] = s.value.astype(np.float32)
     w[:, 2] = s.acting
     np.equal(model.stage, STAGES.index("common_purpose"), out=w[:, 3], casting="unsafe")
     np.equal(s.pa_class, 0, out=w[:, 4], casting="unsafe")  # staff have no class (-1)
-    for k, (col, per_org) in enumerate(((5, model.org_structure), (6, model.org_embedded))):
-        # only the people in an organisation (a gather over staff, not everyone), and only when
-        # the organisations' values changed (embedding rarely does)
-        last = written[k]
-        if per_org.size and (last is None or not np.array_equal(last, per_org)):
+    for col, per_org in ((5, model.org_structure), (6, model.org_embedded)):
+        if per_org.size:  # only the people in an organisation (a view of the staff's rows as generated)
             w[people.in_org_rows, col] = per_org.astype(np.float32)[people.in_org_org]
-            written[k] = per_org.copy()
     return w
 
 
@@ -218,11 +208,10 @@ class _Groups:
         self.has = self.per_member > 0
         self.ends = np.cumsum([len(names) for _, _, names in kinds]).tolist()
         self.weights: np.ndarray | None = None
-        self.written: list[np.ndarray | None] = [None, None]  # organisations' values in `weights`
 
     def block(self, model: CommonPurposeModel, people: People) -> np.ndarray:
         """Rows: groups; columns: GROUP_METRICS, for this week."""
-        self.weights = _weights(model, people, self.weights, self.written)
+        self.weights = _weights(model, people, self.weights)
         w, A = self.weights, self.by_person
         sums = np.zeros((A.shape[0], _WIDTH))  # A @ w, straight to sparsetools (no per-call checks)
         _sparsetools.csc_matvecs(A.shape[0], A.shape[1], _WIDTH, A.indptr, A.indices, A.data, w.ravel(), sums.ravel())

@@ -116,6 +116,10 @@ STEP_ORDER: tuple[Stage, ...] = (
 )
 
 
+#: Activity codes as the event log names them.
+_ACTIVITY_NAMES = {v: k.replace("collaborative", "collaborative working") for k, v in ACTIVITY_CODE.items()}
+
+
 def _metric(model: CommonPurposeModel, key: str) -> float:
     return model.latest[key]
 
@@ -460,9 +464,8 @@ class CommonPurposeModel(mesa.Model):
         if k == 0:
             return
         after = s.acted_after[started]
-        names = {v: k.replace("collaborative", "collaborative working") for k, v in ACTIVITY_CODE.items()}
         known = after[after >= 0]
-        activity = names[int(np.bincount(known).argmax())] if known.size else "influence from others"
+        activity = _ACTIVITY_NAMES[int(np.bincount(known).argmax())] if known.size else "influence from others"
         ward = self.ward_labels[int(np.bincount(s.ward[started]).argmax())]
         role = self.role_names[int(np.bincount(s.role[started]).argmax())].replace("_", " ")
         self.log_event(
