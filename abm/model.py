@@ -454,13 +454,11 @@ class CommonPurposeModel(mesa.Model):
         s = self.state
         if self._prev_acting.size != s.n:
             self._prev_acting = np.concatenate([self._prev_acting, np.zeros(s.n - self._prev_acting.size, bool)])
-        first = s.first_acting == self.week
-        if not first.any():  # nobody reached acting for the first time this week: nobody started
-            np.copyto(self._prev_acting, s.acting)
-            return
-        started = s.acting & ~self._prev_acting & first
+        # those who reached acting for the first time this week (few), then who of them started now
+        first = np.flatnonzero(s.first_acting == self.week)
+        started = first[s.acting[first] & ~self._prev_acting[first]]
         np.copyto(self._prev_acting, s.acting)
-        k = int(np.count_nonzero(started))
+        k = int(started.size)
         if k == 0:
             return
         after = s.acted_after[started]
