@@ -75,7 +75,7 @@ def move_classes(model: CommonPurposeModel) -> None:
     uplift *= cfg.culture_weight
     np.subtract(1.0, uplift, out=uplift)  # the culture gate
     uplift *= np.multiply(pro, cfg.professional_effect)
-    peers = np.multiply(peers, cfg.peer_effect, out=peers if peers.dtype == pro.dtype else None)
+    peers *= cfg.peer_effect  # (exposure's arrays are fresh: safe to change in place)
     peers += 1.0
     uplift *= peers
     cls = s.pa_class[res]

@@ -58,12 +58,12 @@ def _refill(model: CommonPurposeModel, leavers: np.ndarray) -> None:
     lifted = np.where(aware, start + leg * np.maximum(mean - start, 0.0), 0.0)
     s.vision[leavers], s.value[leavers] = lifted
     s.aware[leavers] = aware
-    for flag in (s.acting, s.sustain, s.insight):
-        flag[leavers] = 0
+    for reset in (s.acting, s.sustain, s.insight):
+        reset[leavers] = 0
     skill_mean = model.role_initial["skills"][s.role[leavers]]
     s.skills[leavers] = clip01(skill_mean + rng.normal(0, 0.1, leavers.size))
-    for first in (s.first_subscribed, s.first_valued, s.first_acting, s.acted_after):
-        first[leavers] = -1
+    for unset in (s.first_subscribed, s.first_valued, s.first_acting, s.acted_after):
+        unset[leavers] = -1  # never reached, no activity yet
     s.replaced[leavers] += 1
 
     # ties: the post's colleagues remain, outside relationships go unless embedded
