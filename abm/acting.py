@@ -56,9 +56,10 @@ def _resident_structure(model: CommonPurposeModel) -> np.ndarray:
     staff = model.staff_index
     staff_org = model.fixed("staff_org", lambda m: m.state.org[m.staff_index])
     staff_ward = model.fixed("staff_ward", lambda m: m.state.ward[m.staff_index])
-    ward_struct_sum = np.bincount(staff_ward, weights=model.org_structure[staff_org], minlength=wards)
+    structure = model.org_structure[staff_org]  # each staff member's organisation's
+    ward_struct_sum = np.bincount(staff_ward, weights=structure, minlength=wards)
     ward_staff = model.fixed("ward_staff", lambda m: np.bincount(staff_ward, minlength=wards))
-    overall = float(model.org_structure[staff_org].mean()) if staff.size else 1.0
+    overall = float(structure.sum()) / staff.size if staff.size else 1.0  # structure.mean(), without its overhead
     ward_struct = np.where(ward_staff > 0, ward_struct_sum / np.maximum(ward_staff, 1), overall)
     w = model.config.acting.residents_structure
     return 1.0 - w * (1.0 - ward_struct)
@@ -88,17 +89,15 @@ def acting_probability(model: CommonPurposeModel) -> np.ndarray:
     per_org = clip01(model.org_structure) ** cfg.structure_exponent
     per_ward = clip01(_resident_structure(model)) ** cfg.structure_exponent
     p *= _by_person(model, per_org, per_ward, 0.0)  # p_structure; no organisation: 0 ** exponent
-    routine_org = cfg.embedded_action * legacy(model)
-    routine = _by_person(model, routine_org, np.zeros(per_ward.size), 0.0)
+    no_routine = np.subtract(1.0, cfg.embedded_action * legacy(model))  # 1 - p_routine per organisation
     np.subtract(1.0, p, out=p)
-    np.subtract(1.0, routine, out=routine)
-    p *= routine
+    p *= _by_person(model, no_routine, np.ones(per_ward.size), 1.0)
     np.subtract(1.0, p, out=p)  # p = 1 - (1 - p_conscious p_structure)(1 - p_routine)
-    keep = np.multiply(s.acting, cfg.habit, out=routine)
-    keep *= p > 0
-    np.subtract(1.0, keep, out=keep)
+    # habit: keep = habit where acting last week and p > 0, else 0; (1 - p)(1 - 0) needs no product
+    keep = (p > 0) & s.acting if cfg.habit else None
     q = np.subtract(1.0, p, out=p)
-    q *= keep
+    if keep is not None:
+        np.multiply(q, 1.0 - cfg.habit, out=q, where=keep)
     return np.subtract(1.0, q, out=q)  # 1 - (1 - p)(1 - keep)
 
 
@@ -115,10 +114,14 @@ def update_ladder(model: CommonPurposeModel) -> None:
     valued = s.value >= lad.value_threshold
     both = subscribed & valued
     held = both & s.acting
-    s.sustain += (held - s.sustain) / lad.sustain_weeks
+    step = np.subtract(held, s.sustain)
+    step /= lad.sustain_weeks
+    s.sustain += step
     common = held & (s.sustain >= lad.sustain_level)
-    # the highest rung whose condition holds (acting counts even without vision or value)
-    stage = np.where(subscribed, np.int8(2), s.aware.view(np.int8))
+    # the highest rung whose condition holds (acting counts even without vision or value):
+    # 2 where subscribed, else 1 where aware, as max(2 x subscribed, aware) on int8 codes
+    stage = np.add(subscribed.view(np.int8), subscribed.view(np.int8))
+    np.maximum(stage, s.aware.view(np.int8), out=stage)
     for code, reached in ((3, both), (4, s.acting), (5, common)):
         np.copyto(stage, np.int8(code), where=reached)
     model.stage = stage

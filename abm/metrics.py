@@ -72,8 +72,10 @@ class People:
         self.residents = np.flatnonzero(~s.staff)
         self.staff_org = s.org[self.staff]
         self.target_residents = self.residents[model.ward_target[s.ward[self.residents]]]
+        self.target_rows = as_slice(self.target_residents)  # a view when the target wards are one block
         self.in_org = np.flatnonzero(s.org >= 0)  # staff (residents belong to no organisation)
         self.in_org_org = s.org[self.in_org].astype(np.intp)  # intp: faster to index with
+        self.in_org_rows = as_slice(self.in_org)
         # slices when staff or residents are one block of rows (as generated): views, not gathers
         self.staff_rows = as_slice(self.staff)
         self.resident_rows = as_slice(self.residents)
@@ -105,7 +107,7 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
     classes = s.pa_class[people.resident_rows]  # residents' classes are 0..2
     inactive, fairly = np.count_nonzero(classes == 0), np.count_nonzero(classes == 1)
     pa = (inactive, fairly, classes.size - inactive - fairly)
-    target_inactive = np.count_nonzero(s.pa_class[people.target_residents] == 0)
+    target_inactive = np.count_nonzero(s.pa_class[people.target_rows] == 0)
     staff_org = people.staff_org
     row = {
         "step": model.week,
@@ -121,7 +123,7 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
         "acting_low_vision_share": (n_acting - np.count_nonzero(s.acting & subscribed)) / n_acting if n_acting else 0.0,
         "acting_among_valuing_share": np.count_nonzero(s.acting & both) / max(n_both, 1),
         "embedded_processes": float(model.org_embedded.sum()),
-        "structural_alignment": float(model.org_structure[staff_org].mean()) if staff_org.size else 0.0,
+        "structural_alignment": _mean(model.org_structure[staff_org]) if staff_org.size else 0.0,
         "max_structural_alignment": float(model.org_structure.max()) if model.org_structure.size else 0.0,
         "cultural_alignment": _mean(s.culture),
         "inactive_share": float(pa[0] / n_res),
@@ -168,8 +170,8 @@ def _weights(model: CommonPurposeModel, people: People, w: np.ndarray | None = N
     np.equal(model.stage, STAGES.index("common_purpose"), out=w[:, 3], casting="unsafe")
     np.equal(s.pa_class, 0, out=w[:, 4], casting="unsafe")  # staff have no class (-1)
     for col, per_org in ((5, model.org_structure), (6, model.org_embedded)):
-        if per_org.size:  # only the people in an organisation: a gather over staff, not everyone
-            w[people.in_org, col] = per_org.astype(np.float32)[people.in_org_org]
+        if per_org.size:  # only the people in an organisation (a view of the staff's rows as generated)
+            w[people.in_org_rows, col] = per_org.astype(np.float32)[people.in_org_org]
     return w
 
 
@@ -187,11 +189,17 @@ class _Groups:
 
     Rows are groups (kind after kind), columns people. The fixed sums (count, residents, staff)
     give each metric's denominator once; each week needs one product and two divisions.
+
+    The weekly product runs over the matrix in CSC form: person after person, each person's row
+    of weights is read once and added to their few groups. Each group still adds its members in
+    increasing order (the same sums as by rows, bit for bit), but there is no chain of additions
+    into one group's row to wait on, so it is faster.
     """
 
     def __init__(self, model: CommonPurposeModel, kinds: list[tuple[str, np.ndarray, list[str]]]):
         members = sp.vstack([_indicator(codes, len(names)) for _, codes, names in kinds], format="csr")
         self.members = members
+        self.by_person = members.tocsc()
         count, n_res, n_staff = (members @ _fixed_weights(model)).T
         self.count = count
         self.denom = np.maximum(count, 1)[:, None]
@@ -204,9 +212,9 @@ class _Groups:
     def block(self, model: CommonPurposeModel, people: People) -> np.ndarray:
         """Rows: groups; columns: GROUP_METRICS, for this week."""
         self.weights = _weights(model, people, self.weights)
-        w, A = self.weights, self.members
+        w, A = self.weights, self.by_person
         sums = np.zeros((A.shape[0], _WIDTH))  # A @ w, straight to sparsetools (no per-call checks)
-        _sparsetools.csr_matvecs(A.shape[0], A.shape[1], _WIDTH, A.indptr, A.indices, A.data, w.ravel(), sums.ravel())
+        _sparsetools.csc_matvecs(A.shape[0], A.shape[1], _WIDTH, A.indptr, A.indices, A.data, w.ravel(), sums.ravel())
         block = np.empty((A.shape[0], len(GROUP_METRICS)))
         block[:, 0] = self.count
         np.divide(sums[:, 0:4], self.denom, out=block[:, 1:5])

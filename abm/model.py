@@ -116,6 +116,10 @@ STEP_ORDER: tuple[Stage, ...] = (
 )
 
 
+#: Activity codes as the event log names them.
+_ACTIVITY_NAMES = {v: k.replace("collaborative", "collaborative working") for k, v in ACTIVITY_CODE.items()}
+
+
 def _metric(model: CommonPurposeModel, key: str) -> float:
     return model.latest[key]
 
@@ -450,15 +454,16 @@ class CommonPurposeModel(mesa.Model):
         s = self.state
         if self._prev_acting.size != s.n:
             self._prev_acting = np.concatenate([self._prev_acting, np.zeros(s.n - self._prev_acting.size, bool)])
-        started = s.acting & ~self._prev_acting & (s.first_acting == self.week)
-        self._prev_acting = s.acting.copy()
-        k = int(started.sum())
+        # those who reached acting for the first time this week (few), then who of them started now
+        first = np.flatnonzero(s.first_acting == self.week)
+        started = first[s.acting[first] & ~self._prev_acting[first]]
+        np.copyto(self._prev_acting, s.acting)
+        k = int(started.size)
         if k == 0:
             return
         after = s.acted_after[started]
-        names = {v: k.replace("collaborative", "collaborative working") for k, v in ACTIVITY_CODE.items()}
         known = after[after >= 0]
-        activity = names[int(np.bincount(known).argmax())] if known.size else "influence from others"
+        activity = _ACTIVITY_NAMES[int(np.bincount(known).argmax())] if known.size else "influence from others"
         ward = self.ward_labels[int(np.bincount(s.ward[started]).argmax())]
         role = self.role_names[int(np.bincount(s.role[started]).argmax())].replace("_", " ")
         self.log_event(

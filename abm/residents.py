@@ -36,7 +36,9 @@ def exposure(model: CommonPurposeModel, who: np.ndarray | slice = slice(None)) -
     share of their resident ties.
     """
     nb = model.snapshot()
-    pro = 1.0 - np.exp(-nb[who, PRO_ACTING])
+    pro = np.negative(nb[who, PRO_ACTING])  # 1 - exp(-x), in place (float32, as the sums)
+    np.exp(pro, out=pro)
+    np.subtract(1.0, pro, out=pro)
     residents = nb[who, RESIDENT]
     if residents.size and residents.min() >= 1e-12:  # (float32) no zeros and the floor changes nothing
         return pro, nb[who, RES_ACTING] / residents
@@ -44,9 +46,15 @@ def exposure(model: CommonPurposeModel, who: np.ndarray | slice = slice(None)) -
     return pro, peers
 
 
-def _resident_rates(model: CommonPurposeModel) -> np.ndarray:
-    """Per resident, baseline uptake: row 0 inactive->fairly active, row 1 fairly->active."""
-    return np.ascontiguousarray(model.uptake_rates[model.state.ward[model.resident_index]].T)
+def _rate_tables(model: CommonPurposeModel) -> tuple[np.ndarray, np.ndarray]:
+    """Per resident, 3 x ward (add the class to get their row in the tables); per row, baseline uptake.
+
+    Rows are ward x 3 + class: uptake inactive->fairly active, fairly->active, and 0 for the active
+    (who have no class above; their uplift is masked off too).
+    """
+    ward3 = 3 * model.state.ward[model.resident_index].astype(np.intp)
+    up = np.column_stack([model.uptake_rates, np.zeros(len(model.uptake_rates))]).ravel()
+    return ward3, up
 
 
 def move_classes(model: CommonPurposeModel) -> None:
@@ -61,11 +69,30 @@ def move_classes(model: CommonPurposeModel) -> None:
         return
     res = model.resident_rows  # a slice when residents are one block: views instead of gathers
     pro, peers = exposure(model, res)
-    gate = 1.0 - cfg.culture_weight * (1.0 - s.culture[res] * model.national_culture)
-    uplift = cfg.professional_effect * pro * gate * (1.0 + cfg.peer_effect * peers)
+    # uplift = professional_effect x pro x culture gate x (1 + peer_effect x peers), in place
+    uplift = np.multiply(s.culture[res], model.national_culture)
+    np.subtract(1.0, uplift, out=uplift)
+    uplift *= cfg.culture_weight
+    np.subtract(1.0, uplift, out=uplift)  # the culture gate
+    uplift *= np.multiply(pro, cfg.professional_effect)
+    peers *= cfg.peer_effect  # (exposure's arrays are fresh: safe to change in place)
+    peers += 1.0
+    uplift *= peers
     cls = s.pa_class[res]
-    rates = model.fixed("resident_rates", _resident_rates)
-    up = (np.where(cls == 0, rates[0], rates[1]) + uplift) * (cls < 2)
-    down = np.array([0.0, cfg.relapse_fairly, cfg.relapse_active])[cls.astype(np.intp)] * (1.0 - cfg.protection * pro)
+    ward3, up_rate = model.fixed("resident_rate_tables", _rate_tables)
+    row = ward3 + cls
+    up = up_rate.take(row)
+    up += uplift
+    up *= cls < 2  # the active cannot move up
+    down = np.array([0.0, cfg.relapse_fairly, cfg.relapse_active]).take(cls)
+    cut = np.multiply(pro, cfg.protection, out=pro)
+    down *= np.subtract(1.0, cut, out=cut)
     r = model.rng.random(cls.size)
-    s.pa_class[res] = cls + (r < up) - ((r >= up) & (r < up + down))
+    rise = r < up
+    # down >= 0 (protection is at most 1), so r < up implies r < up + down: those who move
+    # down are the ones with r < up + down but not r < up
+    fall = np.less(r, np.add(up, down, out=down))
+    fall ^= rise
+    cls += rise
+    cls -= fall
+    s.pa_class[res] = cls

@@ -25,38 +25,45 @@ if TYPE_CHECKING:
 
 
 def replace_people(model: CommonPurposeModel, leavers: np.ndarray) -> None:
-    """Refill the posts in `leavers` (agent indices) with newcomers."""
-    leavers = np.unique(np.asarray(leavers, dtype=np.int64))
+    """Refill the posts in `leavers` (agent indices, in any order, repeats allowed) with newcomers."""
+    leavers = np.sort(np.asarray(leavers, dtype=np.int64))
+    if leavers.size > 1:  # sorted, so repeats are neighbours (cheaper than np.unique on a few)
+        leavers = leavers[np.concatenate(([True], leavers[1:] != leavers[:-1]))]
+    _refill(model, leavers)
+
+
+def _refill(model: CommonPurposeModel, leavers: np.ndarray) -> None:
+    """`replace_people` for sorted, distinct `leavers`."""
     if leavers.size == 0:
         return
     cfg = model.config
     s = model.state
+    rng = model.rng
     n_org = model.org_structure.size
     leg_org = legacy(model)
-    leg = leg_org[s.org[leavers]]
+    o = s.org[leavers]
+    leg = leg_org[o]
     staff = model.staff_rows  # a slice when staff are one block: views, not gathers
     staff_org = model.fixed("staff_org", lambda m: m.state.org[m.staff_index])
     size = model.fixed("org_size", lambda m: np.maximum(np.bincount(staff_org, minlength=n_org), 1))
-    mean_v = np.bincount(staff_org, weights=s.vision[staff], minlength=n_org) / size
-    mean_u = np.bincount(staff_org, weights=s.value[staff], minlength=n_org) / size
-    iv, iu, ia = s.init_vision[leavers], s.init_value[leavers], s.init_aware[leavers]
-    o = s.org[leavers]
+    # colleagues' mean vision (row 0) and value (row 1) at the leavers' organisations
+    mean = np.empty((2, leavers.size))
+    mean[0] = np.bincount(staff_org, weights=s.vision[staff], minlength=n_org)[o]
+    mean[1] = np.bincount(staff_org, weights=s.value[staff], minlength=n_org)[o]
+    mean /= size[o]
     # a newcomer starts like anyone new to the post, lifted towards colleagues by the legacy
-    aware = model.rng.random(leavers.size) < np.maximum(ia, leg)
-    noise = model.rng.normal(0, 0.1, (2, leavers.size))
-    start_v = clip01(iv + noise[0] * (iv > 0))
-    start_u = clip01(iu + noise[1] * (iu > 0))
-    s.vision[leavers] = np.where(aware, start_v + leg * np.maximum(mean_v[o] - start_v, 0.0), 0.0)
-    s.value[leavers] = np.where(aware, start_u + leg * np.maximum(mean_u[o] - start_u, 0.0), 0.0)
+    aware = rng.random(leavers.size) < np.maximum(s.init_aware[leavers], leg)
+    init = model.fixed("init_vision_value", lambda m: np.array([m.state.init_vision, m.state.init_value]))[:, leavers]
+    start = clip01(init + rng.normal(0, 0.1, init.shape) * (init > 0))
+    lifted = np.where(aware, start + leg * np.maximum(mean - start, 0.0), 0.0)
+    s.vision[leavers], s.value[leavers] = lifted
     s.aware[leavers] = aware
-    s.acting[leavers] = False
-    s.sustain[leavers] = 0.0
-    s.insight[leavers] = 0.0
+    for reset in (s.acting, s.sustain, s.insight):
+        reset[leavers] = 0
     skill_mean = model.role_initial["skills"][s.role[leavers]]
-    s.skills[leavers] = clip01(skill_mean + model.rng.normal(0, 0.1, leavers.size))
-    for first in (s.first_subscribed, s.first_valued, s.first_acting):
-        first[leavers] = -1
-    s.acted_after[leavers] = -1
+    s.skills[leavers] = clip01(skill_mean + rng.normal(0, 0.1, leavers.size))
+    for unset in (s.first_subscribed, s.first_valued, s.first_acting, s.acted_after):
+        unset[leavers] = -1  # never reached, no activity yet
     s.replaced[leavers] += 1
 
     # ties: the post's colleagues remain, outside relationships go unless embedded
@@ -65,19 +72,21 @@ def replace_people(model: CommonPurposeModel, leavers: np.ndarray) -> None:
     ties = model.ties
     inc = ties.incident(mask, leavers)
     if inc.size:
-        leaver_end = np.where(mask[ties.eu[inc]], ties.eu[inc], ties.ev[inc])
+        eu = ties.eu[inc]
+        leaver_end = np.where(mask[eu], eu, ties.ev[inc])
         keep_share = leg_org[s.org[leaver_end]]
         within = ties.kind[inc] == KIND["within_organisation"]
-        lost = ~within & (model.rng.random(inc.size) < cfg.turnover.tie_loss * (1.0 - keep_share))
+        lost = ~within & (rng.random(inc.size) < cfg.turnover.tie_loss * (1.0 - keep_share))
         t0 = cfg.network.trust.new_tie
-        kept = inc[~lost]
+        stay = ~lost
+        kept = inc[stay]
         old = ties.trust[kept]
-        ties.set_trust(kept, np.where(old > t0, t0 + keep_share[~lost] * (old - t0), old))
-        if lost.any():
+        ties.set_trust(kept, np.where(old > t0, t0 + keep_share[stay] * (old - t0), old))
+        if not stay.all():
             ties.remove(inc[lost])
 
     # structures erode where people leave, unless the change is embedded
-    left = np.bincount(s.org[leavers], minlength=n_org) / size
+    left = np.bincount(o, minlength=n_org) / size
     gain = np.maximum(model.org_structure - model.org_structure_start, 0.0)
     model.org_structure -= gain * (1.0 - leg_org) * np.minimum(left, 1.0)
     model.leavers_total += int(leavers.size)
@@ -85,9 +94,7 @@ def replace_people(model: CommonPurposeModel, leavers: np.ndarray) -> None:
 
 def staff_turnover(model: CommonPurposeModel) -> None:
     cfg = model.config.turnover
-    s = model.state
     weekly = 1.0 - (1.0 - cfg.annual_rate) ** (1.0 / 52.0)
     can_leave = model.fixed("can_leave", lambda m: np.flatnonzero(m.state.staff & ~m.protected_roles[m.state.role]))
-    draw = model.rng.random(s.n)  # one draw per person, so the stream does not depend on who can leave
-    leavers = can_leave[draw[can_leave] < weekly]
-    replace_people(model, leavers)
+    # one draw per person who can leave (a tenth of everyone at scale: residents never leave)
+    _refill(model, can_leave[model.rng.random(can_leave.size) < weekly])  # sorted and distinct already
