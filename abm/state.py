@@ -55,7 +55,7 @@ class _Part:
         _sparsetools.coo_tocsr(n, n, 2 * m, rows, cols, order, indptr, indices, slot)
         if sort:  # columns sorted within rows make row*n+col globally sorted: lookups need no argsort
             _sparsetools.csr_sort_indices(n, indptr, indices, slot)
-        self.lo, self.n = lo, n
+        self.lo, self.n, self.sorted = lo, n, sort
         # tie id - lo -> its two CSR positions (row 0 from eu, row 1 from ev): the inverse of slot
         self.pos = np.empty(2 * m, dtype=slot.dtype)
         self.pos[slot] = order
@@ -86,10 +86,15 @@ class _Part:
     def add_product(self, x: np.ndarray, out: np.ndarray) -> None:
         """out += self.A @ x for C-ordered float32 (n, k) blocks, accumulated straight into `out`.
 
-        (No temporary block: sparsetools adds each row's products to what `out` holds.)
+        (No temporary block: sparsetools adds each row's products to what `out` holds.) The matrix
+        is symmetric, so its CSR arrays are also its CSC arrays: a sorted (main) matrix is
+        multiplied column by column, which is about a fifth faster here (it scatters each
+        person's columns instead of gathering them) and, rows being sorted, adds every row's
+        terms in the same order: the same sums.
         """
-        n = self.n
-        _sparsetools.csr_matvecs(n, n, x.shape[1], self.indptr, self.indices, self.data, x.ravel(), out.ravel())
+        n, k = self.n, x.shape[1]
+        product = _sparsetools.csc_matvecs if self.sorted else _sparsetools.csr_matvecs
+        product(n, n, k, self.indptr, self.indices, self.data, x.ravel(), out.ravel())
 
     def write(self, tie: np.ndarray, value: np.ndarray) -> None:
         k = tie - self.lo
@@ -109,6 +114,18 @@ class _Part:
         count = self.indptr[nodes + 1].astype(np.int64) - start
         offsets = np.repeat(start - np.concatenate([[0], np.cumsum(count)[:-1]]), count)
         return offsets + np.arange(int(count.sum()))
+
+
+def sorted_unique(x: np.ndarray) -> np.ndarray:
+    """`np.unique(x)` for a 1-d array: a sort, then each value that differs from the one before.
+
+    numpy's `np.unique` costs about 10 us even for a few hundred values (its Python-level
+    dispatch); this is several times faster on the small arrays a week's activities produce.
+    """
+    x = np.sort(x)
+    if x.size > 1:
+        x = x[np.concatenate(([True], x[1:] != x[:-1]))]
+    return x
 
 
 def _insert_sorted(
@@ -352,7 +369,7 @@ class Ties:
 
     def strengthen(self, tie: np.ndarray, gain: float) -> None:
         """Trust moves `gain` of the way to 1 on each listed tie, once however often it is listed (-1s skipped)."""
-        tie = np.unique(tie)
+        tie = sorted_unique(tie)
         if tie.size and tie[0] < 0:
             tie = tie[tie.searchsorted(0) :]
         old = self._trust[tie]
@@ -370,7 +387,7 @@ class Ties:
 
     def remove(self, tie: np.ndarray) -> None:
         """Remove ties: they stop carrying influence at once and are compacted at a later merge."""
-        tie = np.unique(np.asarray(tie, dtype=np.int64))
+        tie = sorted_unique(np.asarray(tie, dtype=np.int64))
         self._dead += int(self.alive[tie].sum())
         self.alive[tie] = False
         self.set_trust(tie, np.zeros(tie.size))
@@ -385,7 +402,7 @@ class Ties:
         if nodes is None:
             nodes = np.flatnonzero(nodes_mask)
         parts = [p.tie_at[p.rows(nodes)] for p in self._parts()]
-        tie = np.unique(np.concatenate(parts) if len(parts) > 1 else parts[0])
+        tie = sorted_unique(np.concatenate(parts) if len(parts) > 1 else parts[0])
         return tie[self.alive[tie]]
 
     def grow(self, n: int) -> None:
