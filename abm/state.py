@@ -60,14 +60,16 @@ class _Part:
         self.pos = np.empty(2 * m, dtype=slot.dtype)
         self.pos[slot] = order
         self.pos = self.pos.reshape(2, m)
+        lower = slot >= m  # entries seen from ev, the tie's upper end (below the diagonal)
         rel = slot  # CSR position -> tie id - lo: slot, less m where it counts the ev side (in place)
-        np.subtract(rel, m, out=rel, where=rel >= m)
+        np.subtract(rel, m, out=rel, where=lower)
         self.tie_at = rel + lo
-        if sort:  # every entry (both directions), in CSR order: row of each entry * n + column
-            self.keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))  # rows in order: no gather
+        if sort:  # each tie once (its u < v entry), in CSR order: row * n + column, already sorted
+            upper = ~lower  # (half the keys of every entry: a binary search touches less memory)
+            self.keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))[upper]  # rows in order
             self.keys *= n
-            self.keys += indices
-            self.key_tie = self.tie_at
+            self.keys += indices[upper]
+            self.key_tie = self.tie_at[upper]
         elif keys is not None:
             self.keys, self.key_tie = keys
         else:  # a small side matrix: sort only its own keys (u < v entries)
@@ -385,12 +387,19 @@ class Ties:
         if np.size(u):
             self._staged.append((np.asarray(u), np.asarray(v), trust, kind))
 
-    def remove(self, tie: np.ndarray) -> None:
-        """Remove ties: they stop carrying influence at once and are compacted at a later merge."""
-        tie = sorted_unique(np.asarray(tie, dtype=np.int64))
-        self._dead += int(self.alive[tie].sum())
-        self.alive[tie] = False
-        self.set_trust(tie, np.zeros(tie.size))
+    def remove(self, tie: np.ndarray, zero_trust: bool = True) -> None:
+        """Remove ties: they stop carrying influence at once and are compacted at a later merge.
+
+        `zero_trust=False`: the caller has already set these (distinct) ties' trust to 0 (with
+        other trust changes, in one `set_trust`).
+        """
+        tie = np.asarray(tie, dtype=np.int64)
+        if zero_trust:
+            tie = sorted_unique(tie)
+        self._dead += int(np.count_nonzero(self._alive[tie]))
+        self._alive[tie] = False
+        if zero_trust:
+            self.set_trust(tie, np.zeros(tie.size))
         if self._dead > max(2048, 0.2 * self.m_main):
             self._rebuild()
 

@@ -78,12 +78,12 @@ def _refill(model: CommonPurposeModel, leavers: np.ndarray) -> None:
         within = ties.kind[inc] == KIND["within_organisation"]
         lost = ~within & (rng.random(inc.size) < cfg.turnover.tie_loss * (1.0 - keep_share))
         t0 = cfg.network.trust.new_tie
-        stay = ~lost
-        kept = inc[stay]
-        old = ties.trust[kept]
-        ties.set_trust(kept, np.where(old > t0, t0 + keep_share[stay] * (old - t0), old))
-        if not stay.all():
-            ties.remove(inc[lost])
+        old = ties.trust[inc]
+        trust = np.where(old > t0, t0 + keep_share * (old - t0), old)
+        trust[lost] = 0.0  # one write for kept and lost ties (incident ties are distinct)
+        ties.set_trust(inc, trust)
+        if lost.any():
+            ties.remove(inc[lost], zero_trust=False)
 
     # structures erode where people leave, unless the change is embedded
     left = np.bincount(o, minlength=n_org) / size
