@@ -10,6 +10,9 @@ Measurements (each repeated `--repeats` times, default 3, in a new process; medi
 - `default`: build + 208 steps of `CommonPurposeModel(rng=1)` after import, median of 5 per process
   (wall and CPU seconds; the build includes reading the preset's YAML)
 
+The two measurements of a ratio take turns (model, peer, model, peer, ...), so a change in the
+machine's load falls on both; the 10k ratio is also given turn by turn.
+
 Each model measurement also reports CPU seconds (`cpu_seconds_per_step`, `cpu_seconds_208`),
 which a busy machine disturbs less than wall time.
 
@@ -97,6 +100,10 @@ def measurements() -> dict[str, list[str] | None]:
     }
 
 
+#: Measurements run together, taking turns (a model and what it is compared with), then the rest.
+PAIRED = (("model_100k", "floor_100k"), ("model_10k", "mesa_10k"), ("model_282k",), ("default",))
+
+
 def run_once(cmd: list[str]) -> dict[str, Any]:
     """Run one measurement process; its last stdout line is JSON. Adds the process wall time."""
     t = time.perf_counter()
@@ -139,31 +146,42 @@ def main(argv: list[str] | None = None) -> int:
             results = dict(json.loads(args.out.read_text(encoding="utf-8")).get("measurements", {}))
         except (OSError, ValueError, AttributeError):
             results = {}
-    for name, cmd in measurements().items():
-        if args.only and name not in args.only:
-            continue
-        if cmd is None:
-            print(f"{name}: skipped (shared bench script not found; set ABM_SHARED)", file=sys.stderr)
-            results[name] = {"skipped": True}
-            continue
-        runs = []
+    commands = measurements()
+    measured_now: set[str] = set()
+    for group in PAIRED:
+        names = [name for name in group if not args.only or name in args.only]
+        for name in names:
+            if commands[name] is None:
+                print(f"{name}: skipped (shared bench script not found; set ABM_SHARED)", file=sys.stderr)
+                results[name] = {"skipped": True}
+        names = [name for name in names if commands[name] is not None]
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        failed: set[str] = set()
+        # the measurements of a pair take turns, so both see the same machine (load drifts)
         for i in range(args.repeats):
-            print(f"{name}: run {i + 1}/{args.repeats} ...", file=sys.stderr, flush=True)
-            try:
-                runs.append(run_once(cmd))
-            except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
-                print(f"{name}: failed: {exc}", file=sys.stderr)
-                results[name] = {"error": str(exc), "runs": runs}
-                break
-        else:
+            for name in names:
+                if name in failed:
+                    continue
+                print(f"{name}: run {i + 1}/{args.repeats} ...", file=sys.stderr, flush=True)
+                try:
+                    runs[name].append(run_once(commands[name]))
+                except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
+                    print(f"{name}: failed: {exc}", file=sys.stderr)
+                    results[name] = {"error": str(exc), "runs": runs[name]}
+                    failed.add(name)
+        for name in names:
+            if name in failed:
+                continue
+            cmd = commands[name]
             shown = ["python", *(["-c", "<default scenario script>"] if name == "default" else cmd[1:])]
             results[name] = {
                 "command": shlex.join(shown),
                 "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "load_average_1min": round(os.getloadavg()[0], 2),
-                "median": _median(runs),
-                "runs": runs,
+                "median": _median(runs[name]),
+                "runs": runs[name],
             }
+            measured_now.add(name)
 
     def med(name: str, key: str) -> float | None:
         return results.get(name, {}).get("median", {}).get(key)
@@ -173,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     ratios["floor_over_model_100k"] = f100 / m100 if m100 and f100 else None
     m10, p10 = med("model_10k", "agent_steps_per_s"), med("mesa_10k", "agent_steps_per_s")
     ratios["model_over_mesa_10k"] = m10 / p10 if m10 and p10 else None
+    # each turn's own ratio (the pair ran back to back): the spread says how much the machine moved
+    if {"model_10k", "mesa_10k"} <= measured_now:
+        turns = zip(results["model_10k"]["runs"], results["mesa_10k"]["runs"], strict=True)
+        ratios["model_over_mesa_10k_by_turn"] = [
+            round(a["agent_steps_per_s"] / b["agent_steps_per_s"], 2) for a, b in turns
+        ]
     full_steps = med("model_282k", "step_s_total")
     full_build = med("model_282k", "build_s")
     full_total = full_build + full_steps if full_steps is not None and full_build is not None else None
@@ -211,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<12} " + " ".join(f"{_fmt(m.get(c, '')):>17}" for c in cols))
     print()
     for k, v in ratios.items():
-        print(f"{k}: {_fmt(v) if v is not None else 'n/a'}")
+        print(f"{k}: {v if isinstance(v, list) else _fmt(v) if v is not None else 'n/a'}")
     print()
     for k, row in target_rows.items():
         mark = {True: "PASS", False: "MISS", None: "n/a "}[row["met"]]
