@@ -338,16 +338,15 @@ class Ties:
     def _find_any(self, key: np.ndarray) -> np.ndarray:
         """Tie ids for pair keys (see `_key`), live or removed (each pair is stored at most once)."""
         out = self.main.find(key)
-        if self.side is not None:
-            miss = np.flatnonzero(out < 0)
-            if miss.size:
-                out[miss] = self.side.find(key[miss])
+        if self.side is not None:  # a pair is in one part at most: a miss (-1) in one is the other's id
+            np.maximum(out, self.side.find(key), out=out)
         return out
 
     def find(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Tie ids for the pairs (u, v), -1 where there is no live tie (staged ones are not found)."""
         out = self._find_any(self._key(u, v))
-        out[(out >= 0) & ~self.alive[np.maximum(out, 0)]] = -1
+        if self._dead:  # (a miss, -1, reads some flag and stays -1 either way)
+            out = np.where(self._alive[out], out, -1)
         return out
 
     def set_trust(self, tie: np.ndarray, value: np.ndarray) -> None:
