@@ -270,24 +270,18 @@ def collaborative(model: CommonPurposeModel, share: float) -> None:
     if a.size == 0:
         return
     brokered = model.rng.random(a.size) < spec.brokered_share
-    b, tie = model.ties.random_neighbour(a, model.rng)
+    b, _ = model.ties.random_neighbour(a, model.rng)
     pool = staff[s.aware[rows]]
     if brokered.any() and pool.size:
         cand = pool[(model.rng.random(int(brokered.sum())) * pool.size).astype(np.intp)]
         b[brokered] = np.where(s.sector[cand] != s.sector[a[brokered]], cand, -1)
-        tie[brokered] = -1
     ok = b >= 0
-    a, b, tie = a[ok], b[ok], tie[ok]
+    a, b = a[ok], b[ok]
     if a.size == 0:
         return
-    # strengthen ties that exist, then start the brokered ones (tie ids change when ties are added)
-    unknown = tie < 0
-    tie[unknown] = model.ties.find(a[unknown], b[unknown])
-    model.ties.strengthen(tie, spec.trust_gain)
-    fresh = tie < 0
-    if fresh.any():
-        t0 = model.config.network.trust.new_tie
-        model.ties.add(a[fresh], b[fresh], t0 + spec.trust_gain * (1.0 - t0))
+    # trust grows on ties that exist; brokered pairs without one start one (both at the week's flush)
+    t0 = model.config.network.trust.new_tie
+    model.ties.work_on(a, b, spec.trust_gain, t0 + spec.trust_gain * (1.0 - t0))
     # insight has run: culture and insight no longer change this week, so this is influence's gate too
     gates = model.gate()
     for p in (a, b):
@@ -327,10 +321,7 @@ def leadership(model: CommonPurposeModel, share: float) -> None:
     for p in (a, b):
         s.value[p] += spec.value_gain * s.vision[p] * (1.0 - s.value[p])
     s.acted_after[ends] = ACTIVITY_CODE["leadership"]
-    tie = model.ties.find(a, b)
-    model.ties.strengthen(tie, spec.trust_gain)
-    new = tie < 0
-    model.ties.add(a[new], b[new], model.config.network.trust.new_tie)
+    model.ties.work_on(a, b, spec.trust_gain, model.config.network.trust.new_tie)
 
 
 def embedding(model: CommonPurposeModel, share: float) -> None:

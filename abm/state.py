@@ -179,7 +179,8 @@ class Ties:
         self.n = n
         #: gives the kind of new ties staged without one (see `add`)
         self.kind_rule = kind_rule
-        self._staged: list[tuple[np.ndarray, np.ndarray, float | np.ndarray, np.ndarray | None]] = []
+        #: (u, v, trust of a new tie, kind or None, gain for an existing tie) per staged call
+        self._staged: list[tuple[np.ndarray, np.ndarray, float | np.ndarray, np.ndarray | None, float]] = []
         self.m = int(np.size(eu))  # ties stored (live or removed); the arrays below have spare room
         self._eu = np.asarray(eu, dtype=np.int32).copy()
         self._ev = np.asarray(ev, dtype=np.int32).copy()
@@ -254,7 +255,11 @@ class Ties:
         self.merges += 1
 
     def flush(self) -> int:
-        """Apply the staged ties (see `add`); returns how many ties were added or revived."""
+        """Apply the staged work (see `add` and `work_on`); returns how many ties were added or revived.
+
+        One look-up for every pair staged this week: existing live ties gain the trust staged for
+        them (each call's gain once per tie), and new pairs become ties.
+        """
         if not self._staged:
             return 0
         staged, self._staged = self._staged, []
@@ -276,12 +281,16 @@ class Ties:
         last = np.empty(key.size, dtype=bool)
         np.not_equal(key[1:], key[:-1], out=last[:-1])
         last[-1] = True
-        last &= lo[order] != hi[order]  # no self-ties
-        pick = order[last]
-        key, lo, hi, trust, kind = key[last], lo[pick], hi[pick], trust[pick], kind[pick]
+        existing = self._find_any(key[last])  # per distinct pair
+        gains = [b[4] for b in staged]
+        if any(gains):
+            self._strengthen_staged(staged, gains, order, last, existing)
+        keep = lo[order[last]] != hi[order[last]]  # no self-ties
+        pick = order[last][keep]
+        key, lo, hi, trust, kind = key[last][keep], lo[pick], hi[pick], trust[pick], kind[pick]
+        existing = existing[keep]
         if key.size == 0:
             return 0
-        existing = self._find_any(key)
         revived = 0
         if self._dead:  # removed ties come back with the new trust and kind
             dead = np.flatnonzero(existing >= 0)
@@ -310,6 +319,32 @@ class Ties:
                 keys = (key, ids) if self.side is None else _insert_sorted(self.side.keys, self.side.key_tie, key, ids)
                 self.side = _Part(self, self.m_main, self.m, sort=False, keys=keys)
         return int(fresh.size + revived)
+
+    def _strengthen_staged(
+        self, staged: list, gains: list[float], order: np.ndarray, last: np.ndarray, existing: np.ndarray
+    ) -> None:
+        """Live ties listed in `work_on` calls move each call's gain of the way to 1, once per call.
+
+        Several calls on one tie in a week compound: 1 - trust becomes (1 - trust) x (1 - gain) per call.
+        """
+        sizes = [b[0].size for b in staged]
+        pair = np.cumsum(np.concatenate(([False], last[:-1])))  # each sorted entry's distinct pair
+        tie = existing[pair]
+        call = np.repeat(np.arange(len(staged)), sizes)[order]
+        gain = np.asarray(gains, dtype=np.float64)
+        hit = tie >= 0
+        hit &= gain[call] > 0
+        hit[hit] = self._alive[tie[hit]]
+        if not hit.any():
+            return
+        n_calls = len(staged)
+        code = sorted_unique(tie[hit] * n_calls + call[hit])  # each (tie, call) once, sorted by tie
+        tie, room = code // n_calls, 1.0 - gain[code % n_calls]
+        first = np.flatnonzero(np.concatenate(([True], tie[1:] != tie[:-1])))
+        tie = tie[first]
+        room = np.multiply.reduceat(room, first)
+        room *= 1.0 - self._trust[tie]
+        self.set_trust(tie, 1.0 - room)
 
     def _parts(self) -> list[_Part]:
         return [self.main] if self.side is None else [self.main, self.side]
@@ -384,7 +419,16 @@ class Ties:
         `abm.network.TIE_KINDS`) may be None when `kind_rule` is set.
         """
         if np.size(u):
-            self._staged.append((np.asarray(u), np.asarray(v), trust, kind))
+            self._staged.append((np.asarray(u), np.asarray(v), trust, kind, 0.0))
+
+    def work_on(self, u: np.ndarray, v: np.ndarray, gain: float, new_trust: float) -> None:
+        """Stage joint work between the pairs (u, v), applied at the next `flush`.
+
+        A live tie between a pair moves `gain` of the way to full trust (once however often the
+        pair is listed in this call); a pair without one gets a new tie with `new_trust` (as `add`).
+        """
+        if np.size(u):
+            self._staged.append((np.asarray(u), np.asarray(v), new_trust, None, float(gain)))
 
     def remove(self, tie: np.ndarray, zero_trust: bool = True) -> None:
         """Remove ties: they stop carrying influence at once and are compacted at a later merge.

@@ -99,3 +99,17 @@ def test_unaware_first_draws_weigh_the_aware_less() -> None:
     expected = np.where(aware, AWARE_WEIGHT, 1.0)
     expected /= expected.sum()
     assert stats.chisquare(np.bincount(draws, minlength=6), expected * draws.size).pvalue > 0.001
+
+
+def test_work_on_strengthens_existing_ties_once_per_call_and_starts_missing_ones() -> None:
+    ties = _ties()  # 0-1 (0.5), 1-2 (0.6)
+    ties.kind_rule = lambda u, v: np.full(u.size, 3, np.int8)  # new ties' kinds come from the rule
+    ties.remove(np.array([1]))  # 1-2 removed
+    ties.work_on(np.array([0, 1, 3, 2]), np.array([1, 0, 4, 1]), 0.5, 0.4)  # 0-1 twice, 3-4 new, 1-2 removed
+    ties.work_on(np.array([1]), np.array([0]), 0.2, 0.4)  # a second call on 0-1 compounds
+    assert ties.trust[0] == 0.5  # nothing happens before the flush
+    assert ties.flush() == 2  # 3-4 added, 1-2 revived
+    assert np.isclose(ties.trust[0], 1.0 - 0.5 * 0.5 * 0.8)
+    assert ties.trust[1] == 0.4 and ties.alive[1] and ties.kind[1] == 3  # revived as new, not strengthened
+    assert ties.trust[ties.find(np.array([3]), np.array([4]))[0]] == 0.4
+    assert np.isclose(ties.matmul(np.eye(6))[0, 1], 1.0 - 0.5 * 0.5 * 0.8)
