@@ -403,14 +403,6 @@ class Ties:
         side = ~main
         self.side.write(tie[side], live[side])
 
-    def strengthen(self, tie: np.ndarray, gain: float) -> None:
-        """Trust moves `gain` of the way to 1 on each listed tie, once however often it is listed (-1s skipped)."""
-        tie = sorted_unique(tie)
-        if tie.size and tie[0] < 0:
-            tie = tie[tie.searchsorted(0) :]
-        old = self._trust[tie]
-        self.set_trust(tie, old + gain * (1.0 - old))
-
     def add(self, u: np.ndarray, v: np.ndarray, trust: float | np.ndarray, kind: np.ndarray | None = None) -> None:
         """Stage ties between the pairs (u, v), applied together at the next `flush`.
 

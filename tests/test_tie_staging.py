@@ -50,13 +50,6 @@ def test_kinds_come_from_the_rule_when_not_given() -> None:
     assert ties.kind[ties.find(np.array([1, 2]), np.array([2, 3]))].tolist() == [3, 5]
 
 
-def test_strengthen_moves_each_tie_once_and_skips_missing_ones() -> None:
-    ties = _ties()
-    ties.strengthen(np.array([1, -1, 1, 0]), 0.5)
-    assert np.allclose(ties.trust, [0.75, 0.8])
-    assert np.allclose(ties.matmul(np.eye(6))[[0, 1], [1, 2]], [0.75, 0.8])
-
-
 def test_random_neighbour_draws_every_neighbour_equally_across_main_and_side() -> None:
     n = 8
     ties = Ties(n, np.array([0, 0, 0]), np.array([1, 2, 3]), np.full(3, 0.5), np.zeros(3, np.int8))
