@@ -148,9 +148,10 @@ class Ties:
     """Undirected weighted ties with O(1) trust updates and amortised additions and removals.
 
     Ties live in two bands of ids: [0, m_main) in the main matrix, [m_main, m) in the side
-    matrix. `add` stages new ties until the next `flush` (at the step's neighbour sums), so a
-    week's new ties start carrying influence together, at the next synchronous update; until
-    then `find`, `random_neighbour` and `incident` do not see them.
+    matrix. `add` stages new ties, and `work_on` trust gains on existing ones, until the next
+    `flush` (at the step's neighbour sums), so a week's new ties start carrying influence
+    together, at the next synchronous update; until then `find`, `random_neighbour` and
+    `incident` do not see them.
 
     Example:
         >>> t = Ties(4, np.array([0]), np.array([1]), np.array([0.5]), np.zeros(1, np.int8))
