@@ -268,12 +268,10 @@ class Ties:
         v = np.concatenate([b[1] for b in staged]).astype(np.int64)
         trust = np.concatenate([b[2] if isinstance(b[2], np.ndarray) else np.full(b[0].size, b[2]) for b in staged])
         kinds = [b[3] for b in staged]
-        if any(k is None for k in kinds):
-            if self.kind_rule is None:
-                raise ValueError("ties staged without a kind need Ties.kind_rule")
-            kind = self.kind_rule(u, v)
-        else:
-            kind = np.concatenate(kinds).astype(np.int8)
+        by_rule = all(k is None for k in kinds)  # kinds then come from the rule, for new ties only
+        if self.kind_rule is None and any(k is None for k in kinds):
+            raise ValueError("ties staged without a kind need Ties.kind_rule")
+        kind = None if by_rule else self._staged_kinds(kinds, u, v)
         lo, hi = np.minimum(u, v), np.maximum(u, v)
         key = lo * self.n + hi
         # each pair once, with the highest trust staged for it (sort by key, then trust; keep the last)
@@ -288,10 +286,18 @@ class Ties:
             self._strengthen_staged(staged, gains, order, last, existing)
         keep = lo[order[last]] != hi[order[last]]  # no self-ties
         pick = order[last][keep]
-        key, lo, hi, trust, kind = key[last][keep], lo[pick], hi[pick], trust[pick], kind[pick]
+        key, lo, hi, trust = key[last][keep], lo[pick], hi[pick], trust[pick]
         existing = existing[keep]
         if key.size == 0:
             return 0
+        if kind is None:  # only pairs that become ties need a kind (most pairs worked on exist)
+            kind = np.zeros(key.size, dtype=np.int8)
+            new = existing < 0
+            if self._dead:
+                new[~new] = ~self._alive[existing[~new]]
+            kind[new] = self.kind_rule(lo[new], hi[new])
+        else:
+            kind = kind[pick]
         revived = 0
         if self._dead:  # removed ties come back with the new trust and kind
             dead = np.flatnonzero(existing >= 0)
@@ -320,6 +326,12 @@ class Ties:
                 keys = (key, ids) if self.side is None else _insert_sorted(self.side.keys, self.side.key_tie, key, ids)
                 self.side = _Part(self, self.m_main, self.m, sort=False, keys=keys)
         return int(fresh.size + revived)
+
+    def _staged_kinds(self, kinds: list, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Kinds for every staged entry: as given, or from the rule where a call gave none."""
+        if all(k is not None for k in kinds):
+            return np.concatenate(kinds).astype(np.int8)
+        return self.kind_rule(u, v)
 
     def _strengthen_staged(
         self, staged: list, gains: list[float], order: np.ndarray, last: np.ndarray, existing: np.ndarray

@@ -106,3 +106,13 @@ def test_work_on_strengthens_existing_ties_once_per_call_and_starts_missing_ones
     assert ties.trust[1] == 0.4 and ties.alive[1] and ties.kind[1] == 3  # revived as new, not strengthened
     assert ties.trust[ties.find(np.array([3]), np.array([4]))[0]] == 0.4
     assert np.isclose(ties.matmul(np.eye(6))[0, 1], 1.0 - 0.5 * 0.5 * 0.8)
+
+
+def test_every_tie_keeps_the_generators_kind_after_a_run() -> None:
+    from abm import CommonPurposeModel
+    from abm.state import tie_kinds
+
+    model = CommonPurposeModel(rng=3, overrides={"turnover.annual_rate": 0.4}, steps=40).run()
+    ties = model.ties
+    assert ties.m > model.population.eu.size  # ties were added (and some revived) on the way
+    assert np.array_equal(ties.kind, tie_kinds(model.state, ties.eu, ties.ev))
