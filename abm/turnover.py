@@ -18,7 +18,7 @@ import numpy as np
 
 from abm.activities import legacy
 from abm.network import KIND
-from abm.state import clip01
+from abm.state import clip01, sorted_unique
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -26,10 +26,7 @@ if TYPE_CHECKING:
 
 def replace_people(model: CommonPurposeModel, leavers: np.ndarray) -> None:
     """Refill the posts in `leavers` (agent indices, in any order, repeats allowed) with newcomers."""
-    leavers = np.sort(np.asarray(leavers, dtype=np.int64))
-    if leavers.size > 1:  # sorted, so repeats are neighbours (cheaper than np.unique on a few)
-        leavers = leavers[np.concatenate(([True], leavers[1:] != leavers[:-1]))]
-    _refill(model, leavers)
+    _refill(model, sorted_unique(np.asarray(leavers, dtype=np.int64)))
 
 
 def _refill(model: CommonPurposeModel, leavers: np.ndarray) -> None:
