@@ -284,8 +284,9 @@ class Ties:
         gains = [b[4] for b in staged]
         if any(gains):
             self._strengthen_staged(staged, gains, order, last, existing)
-        keep = lo[order[last]] != hi[order[last]]  # no self-ties
-        pick = order[last][keep]
+        pick = order[last]  # each distinct pair's entry with the highest trust
+        keep = lo[pick] != hi[pick]  # no self-ties
+        pick = pick[keep]
         key, lo, hi, trust = key[last][keep], lo[pick], hi[pick], trust[pick]
         existing = existing[keep]
         if key.size == 0:
