@@ -1,13 +1,13 @@
 """Model state as arrays: one numpy array per attribute, ties in scipy.sparse matrices.
 
-`Ties` keeps every tie once (u < v) with its trust and kind, and symmetric CSR matrices whose
-entries are trust: a main matrix, and a small side matrix of ties added since the last merge,
-merged in when it grows past a few per cent. New ties are staged during the week and applied
-together at the week's flush (one look-up and one write for all of them). Trust changes are
-written straight into the matrices (each tie knows its two positions); removed ties are zeroed
-and compacted at the next merge. So engagement and turnover cost O(changed ties) per step, not
-a rebuild. The matrices
-hold float32 (half the memory traffic of the neighbour sums); tie arrays keep float64.
+`Ties` keeps every tie once (u < v) with its trust and kind, and symmetric matrices whose
+entries are trust: a main CSR matrix, and a small side matrix of the ties added since the last
+merge (edge lists, appended to in O(new ties)), merged in when it grows past a few per cent.
+New ties are staged during the week and applied together at the week's flush (one look-up and
+one write for all of them). Trust changes are written straight into the matrices (each tie
+knows its positions); removed ties are zeroed and compacted at the next merge. So engagement
+and turnover cost O(changed ties) per step, not a rebuild. The matrices hold float32 (half the
+memory traffic of the neighbour sums); tie arrays keep float64.
 """
 
 from __future__ import annotations
@@ -33,15 +33,12 @@ if TYPE_CHECKING:
 
 
 class _Part:
-    """A symmetric CSR matrix over the ties with ids lo..hi-1, with maps both ways.
+    """The main matrix: a symmetric CSR matrix over the ties with ids lo..hi-1, with maps both ways.
 
     `keys` (sorted u * n + v, u < v) with their tie ids `key_tie` find ties by their two ends.
-    A side matrix (sort=False) may be given them, kept up to date as ties are added to it.
     """
 
-    def __init__(
-        self, ties: Ties, lo: int, hi: int, sort: bool = True, keys: tuple[np.ndarray, np.ndarray] | None = None
-    ):
+    def __init__(self, ties: Ties, lo: int, hi: int):
         n, m = ties.n, hi - lo
         eu, ev = ties.eu[lo:hi], ties.ev[lo:hi]
         rows = np.concatenate([eu, ev])
@@ -53,9 +50,9 @@ class _Part:
         # (slot s < m is tie lo + s seen from eu, s >= m the same tie lo + s - m seen from ev)
         order = np.arange(2 * m, dtype=slot.dtype)
         _sparsetools.coo_tocsr(n, n, 2 * m, rows, cols, order, indptr, indices, slot)
-        if sort:  # columns sorted within rows make row*n+col globally sorted: lookups need no argsort
-            _sparsetools.csr_sort_indices(n, indptr, indices, slot)
-        self.lo, self.n, self.sorted = lo, n, sort
+        # columns sorted within rows make row*n+col globally sorted: lookups need no argsort
+        _sparsetools.csr_sort_indices(n, indptr, indices, slot)
+        self.lo, self.n = lo, n
         # tie id - lo -> its two CSR positions (row 0 from eu, row 1 from ev): the inverse of slot
         self.pos = np.empty(2 * m, dtype=slot.dtype)
         self.pos[slot] = order
@@ -64,18 +61,12 @@ class _Part:
         rel = slot  # CSR position -> tie id - lo: slot, less m where it counts the ev side (in place)
         np.subtract(rel, m, out=rel, where=lower)
         self.tie_at = rel + lo
-        if sort:  # each tie once (its u < v entry), in CSR order: row * n + column, already sorted
-            upper = ~lower  # (half the keys of every entry: a binary search touches less memory)
-            self.keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))[upper]  # rows in order
-            self.keys *= n
-            self.keys += indices[upper]
-            self.key_tie = self.tie_at[upper]
-        elif keys is not None:
-            self.keys, self.key_tie = keys
-        else:  # a small side matrix: sort only its own keys (u < v entries)
-            keys = eu.astype(np.int64) * n + ev
-            by_key = np.argsort(keys, kind="stable")
-            self.keys, self.key_tie = keys[by_key], by_key + lo
+        # each tie once (its u < v entry), in CSR order: row * n + column, already sorted
+        upper = ~lower  # (half the keys of every entry: a binary search touches less memory)
+        self.keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))[upper]  # rows in order
+        self.keys *= n
+        self.keys += indices[upper]
+        self.key_tie = self.tie_at[upper]
         live = (ties.trust[lo:hi] * ties.alive[lo:hi]).astype(np.float32)
         # the CSR arrays are kept bare: a scipy matrix costs checks at every build (see `A`)
         self.data, self.indices, self.indptr = live[rel], indices, indptr
@@ -89,14 +80,13 @@ class _Part:
         """out += self.A @ x for C-ordered float32 (n, k) blocks, accumulated straight into `out`.
 
         (No temporary block: sparsetools adds each row's products to what `out` holds.) The matrix
-        is symmetric, so its CSR arrays are also its CSC arrays: a sorted (main) matrix is
-        multiplied column by column, which is about a fifth faster here (it scatters each
-        person's columns instead of gathering them) and, rows being sorted, adds every row's
-        terms in the same order: the same sums.
+        is symmetric, so its CSR arrays are also its CSC arrays: it is multiplied column by
+        column, which is about a fifth faster here (it scatters each person's columns instead of
+        gathering them) and, rows being sorted, adds every row's terms in the same order: the
+        same sums.
         """
         n, k = self.n, x.shape[1]
-        product = _sparsetools.csc_matvecs if self.sorted else _sparsetools.csr_matvecs
-        product(n, n, k, self.indptr, self.indices, self.data, x.ravel(), out.ravel())
+        _sparsetools.csc_matvecs(n, n, k, self.indptr, self.indices, self.data, x.ravel(), out.ravel())
 
     def write(self, tie: np.ndarray, value: np.ndarray) -> None:
         k = tie - self.lo
@@ -105,10 +95,7 @@ class _Part:
 
     def find(self, key: np.ndarray) -> np.ndarray:
         """Tie ids for pair keys u * n + v (u < v), -1 where not in this part."""
-        if not self.keys.size:
-            return np.full(key.size, -1, dtype=np.int64)
-        i = self.keys.searchsorted(key)  # `clip`: a key past the last one compares with the last (no match)
-        return np.where(self.keys.take(i, mode="clip") == key, self.key_tie.take(i, mode="clip"), -1)
+        return _find_sorted(self.keys, self.key_tie, key)
 
     def rows(self, nodes: np.ndarray) -> np.ndarray:
         """CSR positions of every entry in the given rows."""
@@ -116,6 +103,93 @@ class _Part:
         count = self.indptr[nodes + 1].astype(np.int64) - start
         offsets = np.repeat(start - np.concatenate([[0], np.cumsum(count)[:-1]]), count)
         return offsets + np.arange(int(count.sum()))
+
+
+#: `_Side.row_keys`: the bit marking a tie's v end, and the bits of its id - lo
+_V_END = 1 << 31
+_REL = _V_END - 1
+
+
+def _find_sorted(keys: np.ndarray, key_tie: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Tie ids for pair keys looked up in sorted `keys` (ids `key_tie`), -1 where absent."""
+    if not keys.size:
+        return np.full(key.size, -1, dtype=np.int64)
+    i = keys.searchsorted(key)  # `clip`: a key past the last one compares with the last (no match)
+    return np.where(keys.take(i, mode="clip") == key, key_tie.take(i, mode="clip"), -1)
+
+
+class _Side:
+    """The side matrix: ties with ids lo, lo + 1, ... added since the last merge, kept as edge lists.
+
+    Each tie is one entry in the `ends` arrays (its two ends u < v) and one trust in `data`; a week's
+    new ties are appended, which costs O(new ties), not O(people) as building row pointers would.
+    The product adds every tie's u-row term (u, v), then every tie's v-row term (v, u), each in id
+    order: each person's terms in the order a CSR matrix built from (u, v) then (v, u) entries
+    adds them (the same sums). `keys` (sorted u * n + v) with `key_tie` find ties by their ends;
+    `row_keys` (sorted person << 32 | end << 31 | id - lo, end 0 for u and 1 for v) list each
+    person's side ties in that order, for draws of a random neighbour.
+    """
+
+    def __init__(self, n: int, lo: int):
+        self.n, self.lo, self.m = n, lo, 0
+        self.ends = np.empty((2, 0), dtype=np.int32)
+        self.data = np.empty(0, dtype=np.float32)
+        self.keys = np.empty(0, dtype=np.int64)
+        self.key_tie = np.empty(0, dtype=np.intp)
+        self.row_keys = np.empty(0, dtype=np.int64)
+
+    def append(self, u: np.ndarray, v: np.ndarray, trust: np.ndarray, key: np.ndarray) -> None:
+        """Add ties lo + m, lo + m + 1, ... with ends u < v, their trust and their sorted keys u * n + v."""
+        m, k = self.m, u.size
+        if m + k > self.data.size:  # room grows geometrically: appending costs O(added)
+            cap = max(m + k, int(self.data.size * Ties.GROWTH) + 256)
+            ends, data = np.empty((2, cap), dtype=np.int32), np.empty(cap, dtype=np.float32)
+            ends[:, :m], data[:m] = self.ends[:, :m], self.data[:m]
+            self.ends, self.data = ends, data
+        self.ends[0, m : m + k], self.ends[1, m : m + k] = u, v
+        self.data[m : m + k] = trust
+        rel = np.arange(m, m + k)
+        self.keys, self.key_tie = _insert_sorted(self.keys, self.key_tie, key, rel + self.lo)
+        row_keys = np.concatenate([(u.astype(np.int64) << 32) | rel, (v.astype(np.int64) << 32) | (rel | _V_END)])
+        row_keys.sort()
+        self.row_keys = _insert_sorted(self.row_keys, None, row_keys, None)[0]
+        self.m = m + k
+
+    @property
+    def A(self) -> sp.csr_matrix:
+        """The side matrix as scipy's CSR (a copy; for products other than float32 blocks)."""
+        u, v, w = self.ends[0, : self.m], self.ends[1, : self.m], self.data[: self.m]
+        rows, cols = np.concatenate([u, v]), np.concatenate([v, u])
+        return sp.coo_matrix((np.concatenate([w, w]), (rows, cols)), shape=(self.n, self.n)).tocsr()
+
+    def add_product(self, x: np.ndarray, out: np.ndarray) -> None:
+        """out += self.A @ x for C-ordered float32 (n, k) blocks (see the class for the order)."""
+        m, k, x, out = self.m, x.shape[1], x.ravel(), out.ravel()
+        u, v, w = self.ends[0, :m], self.ends[1, :m], self.data[:m]
+        _sparsetools.coo_matmat_dense(m, k, u, v, w, x, out)
+        _sparsetools.coo_matmat_dense(m, k, v, u, w, x, out)
+
+    def write(self, tie: np.ndarray, value: np.ndarray) -> None:
+        self.data[tie - self.lo] = value
+
+    def find(self, key: np.ndarray) -> np.ndarray:
+        """Tie ids for pair keys u * n + v (u < v), -1 where not a side tie."""
+        return _find_sorted(self.keys, self.key_tie, key)
+
+    def touching(self, nodes_mask: np.ndarray) -> np.ndarray:
+        """Ids of the side ties with an end in the mask, in id order."""
+        u, v = self.ends[0, : self.m], self.ends[1, : self.m]
+        return np.flatnonzero(nodes_mask[u] | nodes_mask[v]) + self.lo
+
+    def rows(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where each node's run of `row_keys` starts, and its length (the node's side ties)."""
+        key = nodes.astype(np.int64) << 32
+        start = self.row_keys.searchsorted(key)
+        return start, self.row_keys.searchsorted(key + (1 << 32)) - start
+
+    def nth(self, start: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Ids of the ties at `start` + j in `row_keys` (see `rows`)."""
+        return (self.row_keys[start + j] & _REL) + self.lo
 
 
 def sorted_unique(x: np.ndarray) -> np.ndarray:
@@ -131,16 +205,19 @@ def sorted_unique(x: np.ndarray) -> np.ndarray:
 
 
 def _insert_sorted(
-    keys: np.ndarray, ids: np.ndarray, new_keys: np.ndarray, new_ids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted `new_keys` (with their ids) merged into sorted `keys`, as `np.insert` at `searchsorted` does."""
+    keys: np.ndarray, ids: np.ndarray | None, new_keys: np.ndarray, new_ids: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sorted `new_keys` (with their ids, if any) merged into sorted `keys`, as `np.insert` at `searchsorted` does."""
     at = keys.searchsorted(new_keys)
     at += np.arange(at.size)  # where each new key lands in the merged arrays
     old = np.ones(keys.size + at.size, dtype=bool)
     old[at] = False
-    out_keys, out_ids = np.empty(old.size, dtype=keys.dtype), np.empty(old.size, dtype=ids.dtype)
-    out_keys[at], out_ids[at] = new_keys, new_ids
-    out_keys[old], out_ids[old] = keys, ids
+    out_keys = np.empty(old.size, dtype=keys.dtype)
+    out_keys[at], out_keys[old] = new_keys, keys
+    if ids is None:
+        return out_keys, None
+    out_ids = np.empty(old.size, dtype=ids.dtype)
+    out_ids[at], out_ids[old] = new_ids, ids
     return out_keys, out_ids
 
 
@@ -252,7 +329,7 @@ class Ties:
             self._dead = 0
         self.m_main = self.m
         self.main = _Part(self, 0, self.m_main)
-        self.side: _Part | None = None
+        self.side: _Side | None = None
         self.merges += 1
 
     def flush(self) -> int:
@@ -315,17 +392,17 @@ class Ties:
             key, lo, hi, trust, kind = key[fresh], lo[fresh], hi[fresh], trust[fresh], kind[fresh]
         if fresh.size:
             self._reserve(fresh.size)
-            m, new = self.m, slice(self.m, self.m + fresh.size)
+            new = slice(self.m, self.m + fresh.size)
             self._eu[new], self._ev[new] = lo, hi
             self._trust[new], self._kind[new] = trust, kind
             self._alive[new] = True
             self.m += fresh.size
             if self.m - self.m_main > max(2048, self.MERGE_SHARE * self.m_main):
                 self._rebuild()
-            else:  # the new keys (sorted) join the side's sorted ones: no re-sort
-                ids = np.arange(m, self.m)
-                keys = (key, ids) if self.side is None else _insert_sorted(self.side.keys, self.side.key_tie, key, ids)
-                self.side = _Part(self, self.m_main, self.m, sort=False, keys=keys)
+            else:  # appended to the side (the new keys, sorted, join its sorted ones: no re-sort)
+                if self.side is None:
+                    self.side = _Side(self.n, self.m_main)
+                self.side.append(lo, hi, trust.astype(np.float32), key)
         return int(fresh.size + revived)
 
     def _staged_kinds(self, kinds: list, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -359,9 +436,6 @@ class Ties:
         room = np.multiply.reduceat(room, first)
         room *= 1.0 - self._trust[tie]
         self.set_trust(tie, 1.0 - room)
-
-    def _parts(self) -> list[_Part]:
-        return [self.main] if self.side is None else [self.main, self.side]
 
     def matmul(self, x: np.ndarray) -> np.ndarray:
         """Trust-weighted neighbour sums, W @ x, for a vector or an (n, k) block (flushes first)."""
@@ -459,8 +533,9 @@ class Ties:
         """
         if nodes is None:
             nodes = np.flatnonzero(nodes_mask)
-        parts = [p.tie_at[p.rows(nodes)] for p in self._parts()]
-        tie = sorted_unique(np.concatenate(parts) if len(parts) > 1 else parts[0])
+        tie = sorted_unique(self.main.tie_at[self.main.rows(nodes)])
+        if self.side is not None:  # side ids are above main ones and already in order
+            tie = np.concatenate([tie, self.side.touching(nodes_mask)])
         return tie[self.alive[tie]]
 
     def grow(self, n: int) -> None:
@@ -471,7 +546,8 @@ class Ties:
     def random_neighbour(self, nodes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One random live neighbour of each node (-1 when none) and the tie id (staged ties excluded).
 
-        Each node's entries are its main-matrix row, then its side-matrix row; one uniform draw each.
+        Each node's entries are its main-matrix row, then its side ties (`_Side.nth`); one uniform
+        draw each.
         """
         main, side = self.main, self.side
         start = main.indptr[nodes]
@@ -479,8 +555,8 @@ class Ties:
         if side is None:
             total = deg
         else:
-            side_start = side.indptr[nodes]
-            total = deg + (side.indptr[nodes + 1] - side_start)
+            side_start, side_deg = side.rows(nodes)
+            total = deg + side_deg
         r = (rng.random(nodes.size) * total).astype(np.intp)
         none = total == 0
         if none.all():
@@ -489,8 +565,9 @@ class Ties:
         main_ties = main.tie_at
         tie = main_ties.take(start + r, mode="clip") if main_ties.size else np.full(nodes.size, -1, dtype=np.int64)
         if side is not None:
-            in_side = np.flatnonzero(r >= deg)
-            tie[in_side] = side.tie_at.take(side_start[in_side] + (r - deg)[in_side], mode="clip")
+            in_side = np.flatnonzero((r >= deg) & ~none)
+            if in_side.size:
+                tie[in_side] = side.nth(side_start[in_side], (r - deg)[in_side])
         tie[none] = -1
         if self._dead:
             tie[(tie >= 0) & ~self._alive[tie]] = -1

@@ -116,3 +116,35 @@ def test_every_tie_keeps_the_generators_kind_after_a_run() -> None:
     ties = model.ties
     assert ties.m > model.population.eu.size  # ties were added (and some revived) on the way
     assert np.array_equal(ties.kind, tie_kinds(model.state, ties.eu, ties.ev))
+
+
+def test_side_ties_multiply_and_list_like_a_csr_matrix_built_from_them() -> None:
+    rng = np.random.default_rng(5)
+    n = 40
+    ties = Ties(n, np.array([0, 1]), np.array([1, 2]), np.array([0.5, 0.6]), np.zeros(2, np.int8))
+    for _ in range(6):  # a few weeks of new ties, all kept in the side (far below a merge)
+        ties.add(rng.integers(0, n, 30), rng.integers(0, n, 30), rng.random(30), np.zeros(30, np.int8))
+        ties.flush()
+        live = np.flatnonzero(ties.alive)
+        ties.set_trust(live[rng.integers(0, live.size, 5)], rng.random(5))
+    ties.remove(np.flatnonzero(ties.alive)[-3:])
+    side = ties.side
+    assert side is not None and ties.merges == 1 and side.m == ties.m - ties.m_main > 100
+    live = ties.alive
+    dense = np.zeros((n, n))
+    np.add.at(dense, (ties.eu[live], ties.ev[live]), ties.trust[live])
+    dense += dense.T
+    x = rng.random((n, 8)).astype(np.float32)  # the fast path: C-ordered float32 blocks
+    assert np.allclose(ties.matmul(x), dense @ x, rtol=1e-5, atol=1e-5)
+    # each person's side ties: those where they are the lower end, then the upper end, by id
+    ids = np.arange(ties.m_main, ties.m)
+    start, deg = side.rows(np.arange(n))
+    for node in range(n):
+        listed = side.nth(np.full(deg[node], start[node]), np.arange(deg[node]))
+        expected = np.concatenate([ids[ties.eu[ids] == node], ids[ties.ev[ids] == node]])
+        assert listed.tolist() == expected.tolist()
+    mask = np.zeros(n, bool)
+    mask[[3, 7]] = True
+    touching = ties.incident(mask)
+    expected = np.flatnonzero(live & (mask[ties.eu] | mask[ties.ev]))
+    assert touching.tolist() == expected.tolist()
