@@ -150,9 +150,9 @@ class _Side:
         self.data[m : m + k] = trust
         rel = np.arange(m, m + k)
         self.keys, self.key_tie = _insert_sorted(self.keys, self.key_tie, key, rel + self.lo)
-        row_keys = np.concatenate([(u.astype(np.int64) << 32) | rel, (v.astype(np.int64) << 32) | (rel | _V_END)])
-        row_keys.sort()
-        self.row_keys = _insert_sorted(self.row_keys, None, row_keys, None)[0]
+        new = ((u.astype(np.int64) << 32) | rel, (v.astype(np.int64) << 32) | (rel | _V_END))
+        # (a stable sort is timsort: it merges the sorted run already there with the new one in linear time)
+        self.row_keys = np.sort(np.concatenate([self.row_keys, *new]), kind="stable")
         self.m = m + k
 
     @property
@@ -205,19 +205,16 @@ def sorted_unique(x: np.ndarray) -> np.ndarray:
 
 
 def _insert_sorted(
-    keys: np.ndarray, ids: np.ndarray | None, new_keys: np.ndarray, new_ids: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Sorted `new_keys` (with their ids, if any) merged into sorted `keys`, as `np.insert` at `searchsorted` does."""
+    keys: np.ndarray, ids: np.ndarray, new_keys: np.ndarray, new_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted `new_keys` (with their ids) merged into sorted `keys`, as `np.insert` at `searchsorted` does."""
     at = keys.searchsorted(new_keys)
     at += np.arange(at.size)  # where each new key lands in the merged arrays
     old = np.ones(keys.size + at.size, dtype=bool)
     old[at] = False
-    out_keys = np.empty(old.size, dtype=keys.dtype)
-    out_keys[at], out_keys[old] = new_keys, keys
-    if ids is None:
-        return out_keys, None
-    out_ids = np.empty(old.size, dtype=ids.dtype)
-    out_ids[at], out_ids[old] = new_ids, ids
+    out_keys, out_ids = np.empty(old.size, dtype=keys.dtype), np.empty(old.size, dtype=ids.dtype)
+    out_keys[at], out_ids[at] = new_keys, new_ids
+    out_keys[old], out_ids[old] = keys, ids
     return out_keys, out_ids
 
 
