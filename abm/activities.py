@@ -99,7 +99,7 @@ def _sample(
     if k <= 0 or weight.size == 0:
         return np.zeros(0, dtype=np.int64)
     if cum is None:
-        cum = np.cumsum(weight)
+        cum = weight.cumsum()
     if cum[-1] <= 0:
         return np.zeros(0, dtype=np.int64)
     pick = np.minimum(cum.searchsorted(model.rng.random(k) * cum[-1], side="right"), weight.size - 1)
@@ -248,9 +248,9 @@ def _shift_structure(model: CommonPurposeModel, orgs: np.ndarray, gain: np.ndarr
     structure = model.org_structure
     if orgs.min() < 0:  # staff without an organisation move nothing
         ok = orgs >= 0
-        orgs, gain = orgs[ok], gain[ok] if np.ndim(gain) else gain
+        orgs, gain = orgs[ok], gain[ok] if isinstance(gain, np.ndarray) else gain
     # each organisation's gains summed (a bincount: far cheaper than np.add.at), times its room before any
-    weights = gain if np.ndim(gain) else np.full(orgs.size, gain)
+    weights = gain if isinstance(gain, np.ndarray) else np.full(orgs.size, gain)
     gains = np.bincount(orgs, weights=weights, minlength=structure.size)
     cap = model.national_cap
     gains *= np.maximum(cap - structure, 0.0)
@@ -305,7 +305,7 @@ def leadership(model: CommonPurposeModel, share: float) -> None:
     w_partner = np.where(senior & s.aware[rows], 0.05 + v, 0.0)
     if model.config.effort.policy == "adaptive":
         w_partner = w_partner * (1.0 - model.org_structure[s.org[rows]] + 0.05)
-    cum_partner = np.cumsum(w_partner) if k > 0 else None  # drawn from twice
+    cum_partner = w_partner.cumsum() if k > 0 else None  # drawn from twice
     a, b = _sample(model, k, w_lead, staff), _sample(model, k, w_partner, staff, cum_partner)
     if a.size == 0 or b.size == 0:
         return

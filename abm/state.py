@@ -101,7 +101,7 @@ class _Part:
         """CSR positions of every entry in the given rows."""
         start = self.indptr[nodes].astype(np.int64)
         count = self.indptr[nodes + 1].astype(np.int64) - start
-        offsets = np.repeat(start - np.concatenate([[0], np.cumsum(count)[:-1]]), count)
+        offsets = (start - np.concatenate([[0], count.cumsum()[:-1]])).repeat(count)
         return offsets + np.arange(int(count.sum()))
 
 
@@ -179,7 +179,7 @@ class _Side:
     def touching(self, nodes_mask: np.ndarray) -> np.ndarray:
         """Ids of the side ties with an end in the mask, in id order."""
         u, v = self.ends[0, : self.m], self.ends[1, : self.m]
-        return np.flatnonzero(nodes_mask[u] | nodes_mask[v]) + self.lo
+        return (nodes_mask[u] | nodes_mask[v]).nonzero()[0] + self.lo
 
     def rows(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where each node's run of `row_keys` starts, and its length (the node's side ties)."""
@@ -375,7 +375,7 @@ class Ties:
             kind = kind[pick]
         revived = 0
         if self._dead:  # removed ties come back with the new trust and kind
-            dead = np.flatnonzero(existing >= 0)
+            dead = (existing >= 0).nonzero()[0]
             dead = dead[~self.alive[existing[dead]]]
             if dead.size:
                 tie = existing[dead]
@@ -384,7 +384,7 @@ class Ties:
                 self.kind[tie] = kind[dead]
                 self.set_trust(tie, trust[dead])
                 revived = tie.size
-        fresh = np.flatnonzero(existing < 0)
+        fresh = (existing < 0).nonzero()[0]
         if fresh.size < key.size:
             key, lo, hi, trust, kind = key[fresh], lo[fresh], hi[fresh], trust[fresh], kind[fresh]
         if fresh.size:
@@ -416,9 +416,9 @@ class Ties:
         Several calls on one tie in a week compound: 1 - trust becomes (1 - trust) x (1 - gain) per call.
         """
         sizes = [b[0].size for b in staged]
-        pair = np.cumsum(np.concatenate(([False], last[:-1])))  # each sorted entry's distinct pair
+        pair = np.concatenate(([False], last[:-1])).cumsum()  # each sorted entry's distinct pair
         tie = existing[pair]
-        call = np.repeat(np.arange(len(staged)), sizes)[order]
+        call = np.arange(len(staged)).repeat(sizes)[order]
         gain = np.asarray(gains, dtype=np.float64)
         hit = tie >= 0
         hit &= gain[call] > 0
@@ -428,7 +428,7 @@ class Ties:
         n_calls = len(staged)
         code = sorted_unique(tie[hit] * n_calls + call[hit])  # each (tie, call) once, sorted by tie
         tie, room = code // n_calls, 1.0 - gain[code % n_calls]
-        first = np.flatnonzero(np.concatenate(([True], tie[1:] != tie[:-1])))
+        first = np.concatenate(([True], tie[1:] != tie[:-1])).nonzero()[0]
         tie = tie[first]
         room = np.multiply.reduceat(room, first)
         room *= 1.0 - self._trust[tie]
@@ -529,7 +529,7 @@ class Ties:
         `nodes`, if given, are the mask's nodes in increasing order (saves a pass over the mask).
         """
         if nodes is None:
-            nodes = np.flatnonzero(nodes_mask)
+            nodes = nodes_mask.nonzero()[0]
         tie = sorted_unique(self.main.tie_at[self.main.rows(nodes)])
         if self.side is not None:  # side ids are above main ones and already in order
             tie = np.concatenate([tie, self.side.touching(nodes_mask)])
@@ -562,7 +562,7 @@ class Ties:
         main_ties = main.tie_at
         tie = main_ties.take(start + r, mode="clip") if main_ties.size else np.full(nodes.size, -1, dtype=np.int64)
         if side is not None:
-            in_side = np.flatnonzero((r >= deg) & ~none)
+            in_side = ((r >= deg) & ~none).nonzero()[0]
             if in_side.size:
                 tie[in_side] = side.nth(side_start[in_side], (r - deg)[in_side])
         tie[none] = -1
