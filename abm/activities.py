@@ -125,6 +125,8 @@ class _ByWard:
         self.start = np.concatenate([[0], np.cumsum(self.count)[:-1]])
         self._weight: np.ndarray | None = None
         self._cached: tuple[np.ndarray, float, int] = (self.count, 0.0, 0)
+        #: share of candidates kept at the last unaware-first draw (at least AWARE_WEIGHT): sizes the next round
+        self.kept_share = AWARE_WEIGHT
 
     def _plan(self, ward_weight: np.ndarray) -> tuple[np.ndarray, float, int]:
         """Running sum of the wards' total weights, the total, and the last ward that can be drawn."""
@@ -152,15 +154,19 @@ class _ByWard:
         """k members drawn with probability proportional to ward weight x (AWARE_WEIGHT if aware, else 1).
 
         By thinning: candidates drawn by ward weight alone, each kept with probability AWARE_WEIGHT
-        if aware (else always), until k are kept. Kept draws follow exactly the weighted distribution.
+        if aware (else always), until k are kept. Kept draws follow exactly the weighted distribution
+        however many candidates a round draws; a round draws enough for the share kept last time
+        (which changes slowly, as awareness spreads), with a margin, so one round nearly always does.
         """
         kept: list[np.ndarray] = []
         need = k
         while need > 0:
-            cand = self.draw(rng, int(need / AWARE_WEIGHT * 1.25) + 16, ward_weight)  # one round, nearly always
+            cand = self.draw(rng, int(need / self.kept_share * 1.25) + 16, ward_weight)
             if cand.size == 0:
                 break
-            keep = cand[~aware[cand] | (rng.random(cand.size) < AWARE_WEIGHT)][:need]
+            accepted = cand[~aware[cand] | (rng.random(cand.size) < AWARE_WEIGHT)]
+            self.kept_share = max(accepted.size / cand.size, AWARE_WEIGHT)
+            keep = accepted[:need]
             kept.append(keep)
             need -= keep.size
         if len(kept) == 1:

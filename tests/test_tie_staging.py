@@ -94,6 +94,24 @@ def test_unaware_first_draws_weigh_the_aware_less() -> None:
     assert stats.chisquare(np.bincount(draws, minlength=6), expected * draws.size).pvalue > 0.001
 
 
+def test_unaware_first_draws_stay_exact_when_awareness_changes_between_draws() -> None:
+    # each round is sized by the share kept last time: a stale share (nobody aware, then most)
+    # means too few candidates, and further rounds must make up the count without bias
+    by_ward = _ByWard(np.arange(6), np.zeros(6, dtype=np.int64), 1)
+    rng = np.random.default_rng(6)
+    nobody, most = np.zeros(6, bool), np.array([True, True, True, True, True, False])
+    counts = np.zeros(6)
+    for week in range(400):
+        aware = nobody if week % 2 == 0 else most
+        draws = by_ward.draw_unaware_first(rng, 50, np.ones(1), aware)
+        assert draws.size == 50
+        if week % 2:
+            counts += np.bincount(draws, minlength=6)
+    expected = np.where(most, AWARE_WEIGHT, 1.0)
+    expected /= expected.sum()
+    assert stats.chisquare(counts, expected * counts.sum()).pvalue > 0.001
+
+
 def test_work_on_strengthens_existing_ties_once_per_call_and_starts_missing_ones() -> None:
     ties = _ties()  # 0-1 (0.5), 1-2 (0.6)
     ties.kind_rule = lambda u, v: np.full(u.size, 3, np.int8)  # new ties' kinds come from the rule
