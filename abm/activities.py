@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from abm.config import ACTIVITIES
-from abm.state import clip01, ward_index, ward_residents
+from abm.state import by_ward, clip01, ward_residents
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -43,8 +43,11 @@ def culture_gate(model: CommonPurposeModel, idx: np.ndarray | slice = slice(None
     base = clip01(s.culture[idx] * model.national_culture)
     if cfg.culture_exponent != 1.0:  # x ** 1.0 is x
         base **= cfg.culture_exponent
-    ward = ward_index(model)[idx] if isinstance(idx, slice) else s.ward[idx]
-    q = np.maximum(s.insight[idx], model.ward_insight[ward])
+    if isinstance(idx, slice):
+        ward_insight = by_ward(model, model.ward_insight)[idx]
+    else:
+        ward_insight = model.ward_insight[s.ward[idx]]
+    q = np.maximum(s.insight[idx], ward_insight)
     gate = np.subtract(1.0, base)  # base + (1 - base) * insight_effect * q, in place
     gate *= cfg.insight_effect
     gate *= q
@@ -238,7 +241,7 @@ def insight(model: CommonPurposeModel, share: float) -> None:
         model.ward_insight += spec.ward_gain * np.minimum(touched / residents, 1.0) * (1.0 - model.ward_insight)
         np.minimum(model.ward_insight, 1.0, out=model.ward_insight)
     # insight keeps narrowing misalignment where it is held, and fades unless renewed
-    q = model.ward_insight.take(ward_index(model))
+    q = by_ward(model, model.ward_insight)
     np.maximum(s.insight, q, out=q)
     q *= spec.culture_shift  # culture += shift * q * (1 - culture), in place (the same figures)
     q *= np.subtract(1.0, s.culture)

@@ -709,6 +709,22 @@ def ward_index(model: CommonPurposeModel) -> np.ndarray:
     return model.fixed("ward_index", lambda m: m.state.ward.astype(np.intp))
 
 
+def _ward_runs(model: CommonPurposeModel) -> tuple[np.ndarray, np.ndarray]:
+    ward = ward_index(model)
+    starts = np.concatenate(([True], ward[1:] != ward[:-1])).nonzero()[0]
+    return ward[starts], np.diff(np.append(starts, ward.size))
+
+
+def by_ward(model: CommonPurposeModel, table: np.ndarray) -> np.ndarray:
+    """`table[ward]` for everyone: a per-ward figure spread over the people of each ward.
+
+    People are stored in runs of one ward (residents by ward, staff mostly by organisation), so
+    the table is read once per run and repeated: a few times cheaper than a gather per person.
+    """
+    run_ward, run_length = model.fixed("ward_runs", _ward_runs)
+    return table.take(run_ward).repeat(run_length)
+
+
 def ward_residents(model: CommonPurposeModel) -> np.ndarray:
     """Residents per ward (at least 1); fixed while nobody joins, so kept with `model.fixed`."""
     s = model.state

@@ -10,7 +10,7 @@ import pytest
 
 from abm.config import ConfigError, load_config
 from abm.model import CommonPurposeModel
-from abm.state import as_slice, clip01
+from abm.state import as_slice, by_ward, clip01
 
 
 def _write(path: Path, budget: float, mtime_ns: int | None = None) -> None:
@@ -57,6 +57,17 @@ def test_row_slices_pick_the_same_people_as_the_indices() -> None:
     s = model.state
     for rows, index in ((model.staff_rows, model.staff_index), (model.resident_rows, model.resident_index)):
         assert np.array_equal(s.vision[rows], s.vision[index])
+
+
+def test_by_ward_spreads_a_ward_table_over_everyone_as_a_gather_would() -> None:
+    model = CommonPurposeModel(rng=2, steps=2)
+    table = np.random.default_rng(0).random(len(model.ward_names))
+    assert np.array_equal(by_ward(model, table), table[model.state.ward])
+    # people in any order (here shuffled wards): still everyone's own ward's figure
+    rng = np.random.default_rng(1)
+    model.state.ward = rng.permutation(model.state.ward)
+    model._fixed.clear()
+    assert np.array_equal(by_ward(model, table), table[model.state.ward])
 
 
 def test_clip01_bounds_and_signed_zero() -> None:
