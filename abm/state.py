@@ -338,31 +338,10 @@ class Ties:
         if not self._staged:
             return 0
         staged, self._staged = self._staged, []
-        u = np.concatenate([b[0] for b in staged]).astype(np.int64)
-        v = np.concatenate([b[1] for b in staged]).astype(np.int64)
-        trust = np.concatenate([b[2] if isinstance(b[2], np.ndarray) else np.full(b[0].size, b[2]) for b in staged])
-        kinds = [b[3] for b in staged]
-        by_rule = all(k is None for k in kinds)  # kinds then come from the rule, for new ties only
-        if self.kind_rule is None and any(k is None for k in kinds):
+        if self.kind_rule is None and any(b[3] is None for b in staged):
             raise ValueError("ties staged without a kind need Ties.kind_rule")
-        kind = None if by_rule else self._staged_kinds(kinds, u, v)
-        lo, hi = np.minimum(u, v), np.maximum(u, v)
-        key = lo * self.n + hi
-        # each pair once, with the highest trust staged for it (sort by key, then trust; keep the last)
-        order = np.lexsort((trust, key))
-        key = key[order]
-        last = np.empty(key.size, dtype=bool)
-        np.not_equal(key[1:], key[:-1], out=last[:-1])
-        last[-1] = True
-        existing = self._find_any(key[last])  # per distinct pair
-        gains = [b[4] for b in staged]
-        if any(gains):
-            self._strengthen_staged(staged, gains, order, last, existing)
-        pick = order[last]  # each distinct pair's entry with the highest trust
-        keep = lo[pick] != hi[pick]  # no self-ties
-        pick = pick[keep]
-        key, lo, hi, trust = key[last][keep], lo[pick], hi[pick], trust[pick]
-        existing = existing[keep]
+        by_call = all(b[3] is None and not isinstance(b[2], np.ndarray) for b in staged)
+        key, lo, hi, trust, kind, existing = self._pairs_by_call(staged) if by_call else self._pairs(staged)
         if key.size == 0:
             return 0
         if kind is None:  # only pairs that become ties need a kind (most pairs worked on exist)
@@ -371,8 +350,6 @@ class Ties:
             if self._dead:
                 new[~new] = ~self._alive[existing[~new]]
             kind[new] = self.kind_rule(lo[new], hi[new])
-        else:
-            kind = kind[pick]
         revived = 0
         if self._dead:  # removed ties come back with the new trust and kind
             dead = (existing >= 0).nonzero()[0]
@@ -402,37 +379,92 @@ class Ties:
                 self.side.append(lo, hi, trust.astype(np.float32), key)
         return int(fresh.size + revived)
 
-    def _staged_kinds(self, kinds: list, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Kinds for every staged entry: as given, or from the rule where a call gave none."""
-        if all(k is not None for k in kinds):
-            return np.concatenate(kinds).astype(np.int8)
-        return self.kind_rule(u, v)
+    def _keys(self, staged: list) -> np.ndarray:
+        u = np.concatenate([b[0] for b in staged]).astype(np.int64, copy=False)
+        v = np.concatenate([b[1] for b in staged]).astype(np.int64, copy=False)
+        return np.minimum(u, v) * self.n + np.maximum(u, v)
 
-    def _strengthen_staged(
-        self, staged: list, gains: list[float], order: np.ndarray, last: np.ndarray, existing: np.ndarray
-    ) -> None:
-        """Live ties listed in `work_on` calls move each call's gain of the way to 1, once per call.
+    def _pairs_by_call(self, staged: list) -> tuple[np.ndarray, ...]:
+        """The week's distinct pairs when every call staged one trust and no kinds (the model's calls).
 
-        Several calls on one tie in a week compound: 1 - trust becomes (1 - trust) x (1 - gain) per call.
+        Sorting (pair, call) codes gives each pair once with its calls in order: no per-entry sort
+        by trust is needed, a pair's trust being the highest of its calls'. Returns the pairs' keys,
+        lower and upper ends, trust, None (kinds come from the rule) and existing tie ids (-1: none),
+        after the gains on existing ties are applied; self-pairs are dropped.
         """
-        sizes = [b[0].size for b in staged]
-        pair = np.concatenate(([False], last[:-1])).cumsum()  # each sorted entry's distinct pair
-        tie = existing[pair]
-        call = np.arange(len(staged)).repeat(sizes)[order]
-        gain = np.asarray(gains, dtype=np.float64)
-        hit = tie >= 0
-        hit &= gain[call] > 0
-        hit[hit] = self._alive[tie[hit]]
-        if not hit.any():
-            return
         n_calls = len(staged)
-        code = sorted_unique(tie[hit] * n_calls + call[hit])  # each (tie, call) once, sorted by tie
-        tie, room = code // n_calls, 1.0 - gain[code % n_calls]
-        first = np.concatenate(([True], tie[1:] != tie[:-1])).nonzero()[0]
-        tie = tie[first]
-        room = np.multiply.reduceat(room, first)
-        room *= 1.0 - self._trust[tie]
-        self.set_trust(tie, 1.0 - room)
+        code = self._keys(staged) * n_calls
+        code += np.arange(n_calls).repeat([b[0].size for b in staged])
+        code.sort()
+        if code.size > 1:  # each (pair, call) once
+            code = code[np.concatenate(([True], code[1:] != code[:-1]))]
+        key = code // n_calls
+        call = code - key * n_calls
+        first = np.concatenate(([True], key[1:] != key[:-1])).nonzero()[0]  # each pair's first call
+        key = key[first]
+        existing = self._find_any(key)
+        gain = np.array([b[4] for b in staged])
+        if gain.any():  # each call's gain once per pair, compounding in call order
+            self._strengthen(existing, np.multiply.reduceat(1.0 - gain[call], first))
+        trust = np.maximum.reduceat(np.array([b[2] for b in staged], dtype=np.float64)[call], first)
+        lo = key // self.n
+        hi = key - lo * self.n
+        keep = lo != hi  # no self-ties
+        if not keep.all():
+            key, lo, hi, trust, existing = key[keep], lo[keep], hi[keep], trust[keep], existing[keep]
+        return key, lo, hi, trust, None, existing
+
+    def _pairs(self, staged: list) -> tuple[np.ndarray, ...]:
+        """`_pairs_by_call` for any staged calls: per-entry trust, and kinds given or from the rule.
+
+        Entries are sorted by pair, then trust: a pair's last entry has the highest trust (the
+        latest such entry on a tie), and its kind is the pair's.
+        """
+        n_calls, sizes = len(staged), [b[0].size for b in staged]
+        key = self._keys(staged)
+        trust = np.concatenate([b[2] if isinstance(b[2], np.ndarray) else np.full(b[0].size, b[2]) for b in staged])
+        kinds = [b[3] for b in staged]
+        kind = None
+        if any(k is not None for k in kinds):  # given, or else the rule's for every entry
+            if all(k is not None for k in kinds):
+                kind = np.concatenate(kinds).astype(np.int8)
+            else:
+                kind = self.kind_rule(key // self.n, key % self.n)
+        order = np.lexsort((trust, key))
+        key = key[order]
+        last = np.empty(key.size, dtype=bool)
+        np.not_equal(key[1:], key[:-1], out=last[:-1])
+        last[-1] = True
+        existing = self._find_any(key[last])  # per distinct pair
+        gain = np.array([b[4] for b in staged])
+        if gain.any():
+            pair = np.concatenate(([0], last[:-1])).cumsum()  # each sorted entry's pair
+            code = sorted_unique(pair * n_calls + np.arange(n_calls).repeat(sizes)[order])  # (pair, call) once
+            pair = code // n_calls
+            first = np.concatenate(([True], pair[1:] != pair[:-1])).nonzero()[0]
+            self._strengthen(existing, np.multiply.reduceat(1.0 - gain[code - pair * n_calls], first))
+        pick = order[last]  # each pair's entry with the highest trust
+        key = key[last]
+        lo = key // self.n
+        hi = key - lo * self.n
+        keep = lo != hi  # no self-ties
+        pick = pick[keep]
+        key, lo, hi, existing = key[keep], lo[keep], hi[keep], existing[keep]
+        return key, lo, hi, trust[pick], None if kind is None else kind[pick], existing
+
+    def _strengthen(self, existing: np.ndarray, room: np.ndarray) -> None:
+        """Live ties among `existing` (per pair, -1: none) keep `room` of their distance to full trust.
+
+        `room` is the product of (1 - gain) over the calls that worked on the pair this week, so
+        several calls compound: 1 - trust becomes (1 - trust) x (1 - gain) per call.
+        """
+        hit = existing >= 0
+        hit &= room < 1.0  # a call with no gain leaves the tie as it is
+        if self._dead:
+            hit[hit] = self._alive[existing[hit]]
+        tie = existing[hit]
+        if tie.size:
+            self.set_trust(tie, 1.0 - room[hit] * (1.0 - self._trust[tie]))
 
     def matmul(self, x: np.ndarray) -> np.ndarray:
         """Trust-weighted neighbour sums, W @ x, for a vector or an (n, k) block (flushes first)."""
