@@ -33,43 +33,42 @@ if TYPE_CHECKING:
 
 
 class _Part:
-    """The main matrix: a symmetric CSR matrix over the ties with ids lo..hi-1, with maps both ways.
+    """The main matrix: a symmetric CSR matrix over the ties with ids 0..m-1, with maps both ways.
 
     `keys` (sorted u * n + v, u < v) with their tie ids `key_tie` find ties by their two ends.
     """
 
-    def __init__(self, ties: Ties, lo: int, hi: int):
-        n, m = ties.n, hi - lo
-        eu, ev = ties.eu[lo:hi], ties.ev[lo:hi]
+    def __init__(self, ties: Ties, m: int):
+        n = ties.n
+        eu, ev = ties.eu[:m], ties.ev[:m]
         rows = np.concatenate([eu, ev])
         cols = np.concatenate([ev, eu])
         indptr = np.empty(n + 1, dtype=np.int32)
         indices = np.empty(2 * m, dtype=np.int32)
         slot = np.empty(2 * m, dtype=np.intp)  # intp: fancy indexing with other integer types is slower
         # linear-time counting sort into rows, then columns sorted within each row, carrying slots
-        # (slot s < m is tie lo + s seen from eu, s >= m the same tie lo + s - m seen from ev)
+        # (slot s < m is tie s seen from eu, s >= m the same tie s - m seen from ev)
         order = np.arange(2 * m, dtype=slot.dtype)
         _sparsetools.coo_tocsr(n, n, 2 * m, rows, cols, order, indptr, indices, slot)
         # columns sorted within rows make row*n+col globally sorted: lookups need no argsort
         _sparsetools.csr_sort_indices(n, indptr, indices, slot)
-        self.lo, self.n = lo, n
-        # tie id - lo -> its two CSR positions (row 0 from eu, row 1 from ev): the inverse of slot
+        self.n = n
+        # tie id -> its two CSR positions (row 0 from eu, row 1 from ev): the inverse of slot
         self.pos = np.empty(2 * m, dtype=slot.dtype)
         self.pos[slot] = order
         self.pos = self.pos.reshape(2, m)
         lower = slot >= m  # entries seen from ev, the tie's upper end (below the diagonal)
-        rel = slot  # CSR position -> tie id - lo: slot, less m where it counts the ev side (in place)
-        np.subtract(rel, m, out=rel, where=lower)
-        self.tie_at = rel + lo
+        self.tie_at = slot  # CSR position -> tie id: slot, less m where it counts the ev side (in place)
+        np.subtract(slot, m, out=slot, where=lower)
         # each tie once (its u < v entry), in CSR order: row * n + column, already sorted
         upper = ~lower  # (half the keys of every entry: a binary search touches less memory)
         self.keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))[upper]  # rows in order
         self.keys *= n
         self.keys += indices[upper]
         self.key_tie = self.tie_at[upper]
-        live = (ties.trust[lo:hi] * ties.alive[lo:hi]).astype(np.float32)
+        live = (ties.trust[:m] * ties.alive[:m]).astype(np.float32)
         # the CSR arrays are kept bare: a scipy matrix costs checks at every build (see `A`)
-        self.data, self.indices, self.indptr = live[rel], indices, indptr
+        self.data, self.indices, self.indptr = live[self.tie_at], indices, indptr
 
     @property
     def A(self) -> sp.csr_matrix:
@@ -89,9 +88,8 @@ class _Part:
         _sparsetools.csc_matvecs(n, n, k, self.indptr, self.indices, self.data, x.ravel(), out.ravel())
 
     def write(self, tie: np.ndarray, value: np.ndarray) -> None:
-        k = tie - self.lo
-        self.data[self.pos[0, k]] = value
-        self.data[self.pos[1, k]] = value
+        self.data[self.pos[0, tie]] = value
+        self.data[self.pos[1, tie]] = value
 
     def find(self, key: np.ndarray) -> np.ndarray:
         """Tie ids for pair keys u * n + v (u < v), -1 where not in this part."""
@@ -325,7 +323,7 @@ class Ties:
             self._alive = np.ones(self.m, dtype=bool)
             self._dead = 0
         self.m_main = self.m
-        self.main = _Part(self, 0, self.m_main)
+        self.main = _Part(self, self.m_main)
         self.side: _Side | None = None
         self.merges += 1
 
