@@ -19,7 +19,7 @@ recent weeks with time constant `sustain_weeks` at or above `sustain_level`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -31,6 +31,30 @@ if TYPE_CHECKING:
 
 STAGES = ("unaware", "engaged", "subscribed", "valuing", "acting", "common_purpose")
 STAGE_LABELS = ("Unaware", "Engaged", "Subscribed", "Valuing", "Acting", "Common purpose")
+
+
+class LadderWeek(NamedTuple):
+    """The masks `update_ladder` computed this week, for the record to reuse (see `week_masks`).
+
+    They describe the state the ladder saw; `stage` is the model's stage array they go with.
+    """
+
+    stage: np.ndarray
+    subscribed: np.ndarray
+    both: np.ndarray  # subscribed and valuing
+    held: np.ndarray  # both and acting
+    common: np.ndarray  # held long enough: stage 5
+
+
+def week_masks(model: CommonPurposeModel) -> LadderWeek | None:
+    """The ladder's masks if they go with `model.stage` (set by the last `update_ladder`), else None.
+
+    In a step nothing changes between the ladder and the record, so the record can count them
+    instead of comparing the state again; anyone who replaces `model.stage` (e.g. people joining)
+    makes them stale, and the record then computes its own.
+    """
+    week = getattr(model, "ladder_week", None)
+    return week if week is not None and week.stage is model.stage else None
 
 
 def _structure_slot(model: CommonPurposeModel) -> np.ndarray:
@@ -47,7 +71,7 @@ def _structure_slot(model: CommonPurposeModel) -> np.ndarray:
 def _by_person(model: CommonPurposeModel, per_org: np.ndarray, per_ward: np.ndarray, none: float) -> np.ndarray:
     """Per person: their organisation's value for staff, their ward's for residents."""
     table = np.concatenate([per_org, [none], per_ward])
-    return table[model.fixed("structure_slot", _structure_slot)]
+    return table.take(model.fixed("structure_slot", _structure_slot))  # take: cheaper than fancy indexing
 
 
 def _resident_structure(model: CommonPurposeModel) -> np.ndarray:
@@ -125,6 +149,7 @@ def update_ladder(model: CommonPurposeModel) -> None:
     for code, reached in ((3, both), (4, s.acting), (5, common)):
         np.copyto(stage, np.int8(code), where=reached)
     model.stage = stage
+    model.ladder_week = LadderWeek(stage, subscribed, both, held, common)
     week = model.week
     for first, now in ((s.first_subscribed, subscribed), (s.first_valued, valued), (s.first_acting, s.acting)):
         np.copyto(first, week, where=(first < 0) & now)

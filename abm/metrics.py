@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse import _sparsetools
 
-from abm.acting import STAGES
+from abm.acting import STAGES, LadderWeek, week_masks
 from abm.state import as_slice
 
 if TYPE_CHECKING:
@@ -86,6 +86,28 @@ def _mean(x: np.ndarray) -> float:
     return float(x.sum()) / x.size if x.size else float("nan")
 
 
+def stage_counts(masks: LadderWeek, acting: np.ndarray, aware: np.ndarray) -> tuple[int, int, int, int, list[int]]:
+    """From the ladder's masks: how many subscribe, subscribe and value, subscribe and act, value
+    and act, and the count of each stage (fewer passes than comparing the codes one by one).
+
+    The ladder gives each person the highest rung whose condition holds, and common purpose
+    implies acting and valuing, valuing implies subscribing. So the stages count: common purpose
+    |common|; acting |acting| - |common|; valuing |both| - |both and acting|; subscribed
+    |subscribed, not acting| - |both, not acting|; engaged |aware, neither subscribed nor acting|;
+    unaware the rest.
+    """
+    n_sub, n_both, n_held = (np.count_nonzero(x) for x in (masks.subscribed, masks.both, masks.held))
+    n_acting, n_common = np.count_nonzero(acting), np.count_nonzero(masks.common)
+    n_sub_acting = np.count_nonzero(np.logical_and(masks.subscribed, acting))
+    reached = np.logical_or(masks.subscribed, acting)
+    engaged = np.count_nonzero(aware) - np.count_nonzero(reached & aware)
+    valuing = n_both - n_held
+    subscribed = n_sub - n_sub_acting - valuing
+    counts = [0, engaged, subscribed, valuing, n_acting - n_common, n_common]
+    counts[0] = acting.size - sum(counts)
+    return n_sub, n_both, n_sub_acting, n_held, counts
+
+
 def model_metrics(model: CommonPurposeModel, people: People | None = None) -> dict[str, float]:
     """This week's system-level figures (`people`: the recorder's cache, built when not given)."""
     s = model.state
@@ -95,15 +117,20 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
     n = max(s.n, 1)
     n_res = max(people.residents.size, 1)
     n_staff = max(people.staff.size, 1)
-    subscribed = s.vision >= lad.vision_threshold
-    both = subscribed & (s.value >= lad.value_threshold)
-    n_subscribed = np.count_nonzero(subscribed)
-    n_both = np.count_nonzero(both)
     n_acting = np.count_nonzero(s.acting)
-    # counts by comparison: bincount of int8 codes costs more (it converts them first)
-    counts = np.array([np.count_nonzero(model.stage == code) for code in range(len(STAGES))])
+    masks = week_masks(model)
+    if masks is None:  # not straight after the ladder: compare the state and count the codes
+        subscribed = s.vision >= lad.vision_threshold
+        both = subscribed & (s.value >= lad.value_threshold)
+        n_subscribed, n_both = np.count_nonzero(subscribed), np.count_nonzero(both)
+        n_sub_acting, n_held = np.count_nonzero(s.acting & subscribed), np.count_nonzero(s.acting & both)
+        # counts by comparison: bincount of int8 codes costs more (it converts them first)
+        counts = [np.count_nonzero(model.stage == code) for code in range(len(STAGES))]
+        cp_staff = np.count_nonzero(model.stage[people.staff_rows] == STAGES.index("common_purpose"))
+    else:
+        n_subscribed, n_both, n_sub_acting, n_held, counts = stage_counts(masks, s.acting, s.aware)
+        cp_staff = np.count_nonzero(masks.common[people.staff_rows])
     n_cp = int(counts[STAGES.index("common_purpose")])
-    cp_staff = np.count_nonzero(model.stage[people.staff_rows] == STAGES.index("common_purpose"))
     classes = s.pa_class[people.resident_rows]  # residents' classes are 0..2
     inactive, fairly = np.count_nonzero(classes == 0), np.count_nonzero(classes == 1)
     pa = (inactive, fairly, classes.size - inactive - fairly)
@@ -120,8 +147,8 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
         "common_purpose_share": n_cp / n,
         "staff_common_purpose_share": cp_staff / n_staff,
         "resident_common_purpose_share": (n_cp - cp_staff) / n_res,
-        "acting_low_vision_share": (n_acting - np.count_nonzero(s.acting & subscribed)) / n_acting if n_acting else 0.0,
-        "acting_among_valuing_share": np.count_nonzero(s.acting & both) / max(n_both, 1),
+        "acting_low_vision_share": (n_acting - n_sub_acting) / n_acting if n_acting else 0.0,
+        "acting_among_valuing_share": n_held / max(n_both, 1),
         "embedded_processes": float(model.org_embedded.sum()),
         "structural_alignment": _mean(model.org_structure[staff_org]) if staff_org.size else 0.0,
         "max_structural_alignment": float(model.org_structure.max()) if model.org_structure.size else 0.0,
@@ -135,7 +162,7 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
         "national_cap": float(model.national_cap),
         "adopted_share": n_subscribed / n,
     }
-    for name, c in zip(STAGES, counts.tolist(), strict=True):
+    for name, c in zip(STAGES, counts, strict=True):
         row[f"stage_{name}"] = float(c)
     return row
 
@@ -168,7 +195,11 @@ def _weights(model: CommonPurposeModel, people: People, w: np.ndarray | None = N
     w[:, 0] = s.vision
     w[:, 1] = s.value
     w[:, 2] = s.acting
-    np.equal(model.stage, STAGES.index("common_purpose"), out=w[:, 3], casting="unsafe")
+    masks = week_masks(model)
+    if masks is None:
+        np.equal(model.stage, STAGES.index("common_purpose"), out=w[:, 3], casting="unsafe")
+    else:  # the ladder's mask of stage 5
+        w[:, 3] = masks.common
     np.equal(s.pa_class, 0, out=w[:, 4], casting="unsafe")  # staff have no class (-1)
     for col, per_org in ((5, model.org_structure), (6, model.org_embedded)):
         if per_org.size:  # only the people in an organisation (a view of the staff's rows as generated)
