@@ -84,7 +84,8 @@ def move_classes(model: CommonPurposeModel) -> None:
     up = up_rate.take(row)
     up += uplift
     up *= cls < 2  # the active cannot move up
-    down = np.array([0.0, cfg.relapse_fairly, cfg.relapse_active]).take(cls)
+    # relapse by class, looked up by `row` too: taking by the int8 classes would convert them first
+    down = np.array([0.0, cfg.relapse_fairly, cfg.relapse_active] * (up_rate.size // 3)).take(row)
     cut = np.multiply(pro, cfg.protection, out=pro)
     down *= np.subtract(1.0, cut, out=cut)
     r = model.rng.random(cls.size)
