@@ -166,8 +166,11 @@ def ward_inactive(model: CommonPurposeModel) -> np.ndarray:
     if not runs:
         return ward_class_counts(model)[:, 0]
     starts, ward = runs
+    per_run = np.add.reduceat(model.state.pa_class[model.resident_rows] == 0, starts, dtype=np.intp)
+    if ward.size == len(model.ward_names) and ward[-1] == ward.size - 1:  # one run per ward, in order
+        return per_run
     counts = np.zeros(len(model.ward_names), dtype=np.intp)
-    counts[ward] = np.add.reduceat(model.state.pa_class[model.resident_rows] == 0, starts, dtype=np.intp)
+    counts[ward] = per_run
     return counts
 
 
@@ -175,12 +178,16 @@ def ward_results(model: CommonPurposeModel) -> np.ndarray:
     """Per ward, how far inactivity has fallen there and overall (0 none, 1 gone)."""
     counts = model.fixed("ward_residents", ward_residents)
     inactive = ward_inactive(model) / counts
-    base = np.maximum(model.ward_inactive_baseline, 1e-9)
-    by_ward = clip01((model.ward_inactive_baseline - inactive) / base)
     mean = float(inactive.sum()) / inactive.size  # as inactive.mean(), without its overhead
+    baseline = model.ward_inactive_baseline
+    by_ward = np.subtract(baseline, inactive, out=inactive)  # (in place: the same figures, fewer arrays)
+    by_ward /= np.maximum(baseline, 1e-9)
+    clip01(by_ward, out=by_ward)
     fall = (model.inactive_baseline - mean) / max(model.inactive_baseline, 1e-9)
     overall = min(max(fall, 0.0), 1.0)
-    return 0.5 * by_ward + 0.5 * overall
+    by_ward *= 0.5
+    by_ward += 0.5 * overall
+    return by_ward
 
 
 def results_signal(model: CommonPurposeModel) -> np.ndarray:

@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse import _sparsetools
 
-from abm.acting import STAGES, LadderWeek, week_masks
+from abm.acting import STAGES, week_masks
 from abm.state import as_slice
 
 if TYPE_CHECKING:
@@ -86,28 +86,6 @@ def _mean(x: np.ndarray) -> float:
     return float(x.sum()) / x.size if x.size else float("nan")
 
 
-def stage_counts(masks: LadderWeek, acting: np.ndarray, aware: np.ndarray) -> tuple[int, int, int, int, list[int]]:
-    """From the ladder's masks: how many subscribe, subscribe and value, subscribe and act, value
-    and act, and the count of each stage (fewer passes than comparing the codes one by one).
-
-    The ladder gives each person the highest rung whose condition holds, and common purpose
-    implies acting and valuing, valuing implies subscribing. So the stages count: common purpose
-    |common|; acting |acting| - |common|; valuing |both| - |both and acting|; subscribed
-    |subscribed, not acting| - |both, not acting|; engaged |aware, neither subscribed nor acting|;
-    unaware the rest.
-    """
-    n_sub, n_both, n_held = (np.count_nonzero(x) for x in (masks.subscribed, masks.both, masks.held))
-    n_acting, n_common = np.count_nonzero(acting), np.count_nonzero(masks.common)
-    n_sub_acting = np.count_nonzero(np.logical_and(masks.subscribed, acting))
-    reached = np.logical_or(masks.subscribed, acting)
-    engaged = np.count_nonzero(aware) - np.count_nonzero(reached & aware)
-    valuing = n_both - n_held
-    subscribed = n_sub - n_sub_acting - valuing
-    counts = [0, engaged, subscribed, valuing, n_acting - n_common, n_common]
-    counts[0] = acting.size - sum(counts)
-    return n_sub, n_both, n_sub_acting, n_held, counts
-
-
 def model_metrics(model: CommonPurposeModel, people: People | None = None) -> dict[str, float]:
     """This week's system-level figures (`people`: the recorder's cache, built when not given)."""
     s = model.state
@@ -128,7 +106,7 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
         counts = [np.count_nonzero(model.stage == code) for code in range(len(STAGES))]
         cp_staff = np.count_nonzero(model.stage[people.staff_rows] == STAGES.index("common_purpose"))
     else:
-        n_subscribed, n_both, n_sub_acting, n_held, counts = stage_counts(masks, s.acting, s.aware)
+        n_subscribed, n_both, n_sub_acting, n_held, counts = masks[2:]
         cp_staff = np.count_nonzero(masks.common[people.staff_rows])
     n_cp = int(counts[STAGES.index("common_purpose")])
     classes = s.pa_class[people.resident_rows]  # residents' classes are 0..2
@@ -236,8 +214,13 @@ class _Groups:
         self.count = count
         self.denom = np.maximum(count, 1)[:, None]
         # the inactive share is over residents, structure and embedding over staff; none: NaN
-        self.per_member = np.column_stack([n_res, n_staff, n_staff])
-        self.has = self.per_member > 0
+        per_member = np.column_stack([n_res, n_staff, n_staff])
+        # one division for every mean: the first four by count, the last three by members (1
+        # where a group has none: those entries are then set to NaN)
+        self.divisor = np.column_stack([np.repeat(self.denom, 4, axis=1), np.where(per_member > 0, per_member, 1.0)])
+        none = np.zeros((count.size, len(GROUP_METRICS)), dtype=bool)
+        none[:, 5:8] = per_member <= 0
+        self.no_members = np.flatnonzero(none)  # flat positions in the block
         self.ends = np.cumsum([len(names) for _, _, names in kinds]).tolist()
         self.weights: np.ndarray | None = None
 
@@ -249,9 +232,9 @@ class _Groups:
         _sparsetools.csc_matvecs(A.shape[0], A.shape[1], _WIDTH, A.indptr, A.indices, A.data, w.ravel(), sums.ravel())
         block = np.empty((A.shape[0], len(GROUP_METRICS)))
         block[:, 0] = self.count
-        np.divide(sums[:, 0:4], self.denom, out=block[:, 1:5])
-        block[:, 5:8] = np.nan
-        np.divide(sums[:, 4:7], self.per_member, out=block[:, 5:8], where=self.has)
+        np.divide(sums[:, 0:7], self.divisor, out=block[:, 1:8])
+        if self.no_members.size:
+            block.ravel()[self.no_members] = np.nan
         return block
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from abm.acting import STAGES, update_ladder, week_masks
 from abm.influence import ACTING, PRO_ACTING, RES_ACTING, VALUE, VISION, WEIGHT, neighbour_sums, social_influence
-from abm.metrics import model_metrics, stage_counts
+from abm.metrics import model_metrics
 from abm.model import CommonPurposeModel
 
 SMALL = {"population.residents": 240}
@@ -30,16 +30,16 @@ def test_stage_counts_from_the_ladder_masks_equal_the_counted_codes() -> None:
     seen = set()
     for _ in range(40):
         model.step()
-        masks = week_masks(model)
-        assert masks is not None  # the record ran straight after the ladder
+        week = week_masks(model)
+        assert week is not None  # the record ran straight after the ladder
         s = model.state
-        n_sub, n_both, n_sub_acting, n_held, counts = stage_counts(masks, s.acting, s.aware)
-        assert counts == [np.count_nonzero(model.stage == code) for code in range(len(STAGES))]
+        assert week.counts == [np.count_nonzero(model.stage == code) for code in range(len(STAGES))]
+        assert np.array_equal(week.common, model.stage == STAGES.index("common_purpose"))
         subscribed = s.vision >= model.config.ladder.vision_threshold
         both = subscribed & (s.value >= model.config.ladder.value_threshold)
-        assert (n_sub, n_both) == (subscribed.sum(), both.sum())
-        assert (n_sub_acting, n_held) == ((subscribed & s.acting).sum(), (both & s.acting).sum())
-        seen.update(np.flatnonzero(counts).tolist())
+        assert (week.subscribed, week.both) == (subscribed.sum(), both.sum())
+        assert (week.subscribed_acting, week.held) == ((subscribed & s.acting).sum(), (both & s.acting).sum())
+        seen.update(np.flatnonzero(week.counts).tolist())
     assert len(seen) >= 4  # the weeks reached several stages, so the algebra was exercised
 
 
