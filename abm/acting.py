@@ -46,6 +46,8 @@ class LadderWeek(NamedTuple):
     subscribed_acting: int  # hold the vision and act
     held: int  # hold and value the vision, and act
     counts: list[int]  # people at each stage
+    acting: int  # how many act
+    aware: int  # how many are aware
 
 
 def _ladder_week(
@@ -68,11 +70,12 @@ def _ladder_week(
     n_acting, n_common = np.count_nonzero(acting), np.count_nonzero(common)
     n_sub_acting = np.count_nonzero(np.logical_and(subscribed, acting))
     reached = np.logical_or(subscribed, acting)
-    engaged = np.count_nonzero(aware) - np.count_nonzero(np.logical_and(reached, aware, out=reached))
+    n_aware = np.count_nonzero(aware)
+    engaged = n_aware - np.count_nonzero(np.logical_and(reached, aware, out=reached))
     valuing = n_both - n_held
     counts = [0, engaged, n_sub - n_sub_acting - valuing, valuing, n_acting - n_common, n_common]
     counts[0] = acting.size - sum(counts)
-    return LadderWeek(stage, common, n_sub, n_both, n_sub_acting, n_held, counts)
+    return LadderWeek(stage, common, n_sub, n_both, n_sub_acting, n_held, counts, n_acting, n_aware)
 
 
 def week_masks(model: CommonPurposeModel) -> LadderWeek | None:

@@ -166,7 +166,7 @@ def ward_inactive(model: CommonPurposeModel) -> np.ndarray:
     if not runs:
         return ward_class_counts(model)[:, 0]
     starts, ward = runs
-    per_run = np.add.reduceat(model.state.pa_class[model.resident_rows] == 0, starts, dtype=np.intp)
+    per_run = np.add.reduceat(model.state.pa_class[model.resident_rows] == 0, starts, dtype=np.int32)  # exact
     if ward.size == len(model.ward_names) and ward[-1] == ward.size - 1:  # one run per ward, in order
         return per_run
     counts = np.zeros(len(model.ward_names), dtype=np.intp)

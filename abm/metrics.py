@@ -95,18 +95,18 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
     n = max(s.n, 1)
     n_res = max(people.residents.size, 1)
     n_staff = max(people.staff.size, 1)
-    n_acting = np.count_nonzero(s.acting)
     masks = week_masks(model)
     if masks is None:  # not straight after the ladder: compare the state and count the codes
         subscribed = s.vision >= lad.vision_threshold
         both = subscribed & (s.value >= lad.value_threshold)
         n_subscribed, n_both = np.count_nonzero(subscribed), np.count_nonzero(both)
         n_sub_acting, n_held = np.count_nonzero(s.acting & subscribed), np.count_nonzero(s.acting & both)
+        n_acting, n_aware = np.count_nonzero(s.acting), np.count_nonzero(s.aware)
         # counts by comparison: bincount of int8 codes costs more (it converts them first)
         counts = [np.count_nonzero(model.stage == code) for code in range(len(STAGES))]
         cp_staff = np.count_nonzero(model.stage[people.staff_rows] == STAGES.index("common_purpose"))
     else:
-        n_subscribed, n_both, n_sub_acting, n_held, counts = masks[2:]
+        n_subscribed, n_both, n_sub_acting, n_held, counts, n_acting, n_aware = masks[2:]
         cp_staff = np.count_nonzero(masks.common[people.staff_rows])
     n_cp = int(counts[STAGES.index("common_purpose")])
     classes = s.pa_class[people.resident_rows]  # residents' classes are 0..2
@@ -118,7 +118,7 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
         "step": model.week,
         "mean_vision": _mean(s.vision),
         "mean_value": _mean(s.value),
-        "aware_share": np.count_nonzero(s.aware) / n,
+        "aware_share": n_aware / n,
         "subscribed_share": n_subscribed / n,
         "valuing_share": n_both / n,
         "acting_share": n_acting / n,

@@ -39,6 +39,7 @@ def test_stage_counts_from_the_ladder_masks_equal_the_counted_codes() -> None:
         both = subscribed & (s.value >= model.config.ladder.value_threshold)
         assert (week.subscribed, week.both) == (subscribed.sum(), both.sum())
         assert (week.subscribed_acting, week.held) == ((subscribed & s.acting).sum(), (both & s.acting).sum())
+        assert (week.acting, week.aware) == (s.acting.sum(), s.aware.sum())
         seen.update(np.flatnonzero(week.counts).tolist())
     assert len(seen) >= 4  # the weeks reached several stages, so the algebra was exercised
 
