@@ -36,10 +36,13 @@ STAGE_LABELS = ("Unaware", "Engaged", "Subscribed", "Valuing", "Acting", "Common
 class LadderWeek(NamedTuple):
     """What `update_ladder` found this week, for the record to reuse (see `week_masks`).
 
-    It describes the state the ladder saw; `stage` is the model's stage array it goes with.
+    It describes the state the ladder saw: `week`, and the model's `stage` and `state.acting`
+    arrays it goes with (both are replaced, not changed in place, when they change).
     """
 
+    week: int
     stage: np.ndarray
+    acting_flags: np.ndarray
     common: np.ndarray  # stage 5
     subscribed: int  # how many hold the vision
     both: int  # hold the vision and value it
@@ -51,6 +54,7 @@ class LadderWeek(NamedTuple):
 
 
 def _ladder_week(
+    week: int,
     stage: np.ndarray,
     subscribed: np.ndarray,
     both: np.ndarray,
@@ -75,18 +79,21 @@ def _ladder_week(
     valuing = n_both - n_held
     counts = [0, engaged, n_sub - n_sub_acting - valuing, valuing, n_acting - n_common, n_common]
     counts[0] = acting.size - sum(counts)
-    return LadderWeek(stage, common, n_sub, n_both, n_sub_acting, n_held, counts, n_acting, n_aware)
+    return LadderWeek(week, stage, acting, common, n_sub, n_both, n_sub_acting, n_held, counts, n_acting, n_aware)
 
 
 def week_masks(model: CommonPurposeModel) -> LadderWeek | None:
-    """The ladder's findings if they go with `model.stage` (set by the last `update_ladder`), else None.
+    """What the last `update_ladder` found, if it is this week's and still goes with the model's
+    stage and acting arrays; else None.
 
-    In a step nothing changes between the ladder and the record, so the record can use them
-    instead of comparing the state again; anyone who replaces `model.stage` (e.g. people joining)
-    makes them stale, and the record then computes its own.
+    In a step nothing changes between the ladder and the record, so the record can use these
+    instead of comparing the state again; a new week, new stage array (e.g. people joining) or new
+    acting flags make them stale, and the record then computes its own.
     """
     week = getattr(model, "ladder_week", None)
-    return week if week is not None and week.stage is model.stage else None
+    if week is None or week.stage is not model.stage or week.acting_flags is not model.state.acting:
+        return None
+    return week if week.week == model.week else None
 
 
 def _structure_slot(model: CommonPurposeModel) -> np.ndarray:
@@ -201,7 +208,7 @@ def update_ladder(model: CommonPurposeModel) -> None:
     for code, reached in ((3, both), (4, s.acting), (5, common)):
         np.copyto(stage, np.int8(code), where=reached)
     model.stage = stage
-    model.ladder_week = _ladder_week(stage, subscribed, both, held, common, s.acting, s.aware)
     week = model.week
+    model.ladder_week = _ladder_week(week, stage, subscribed, both, held, common, s.acting, s.aware)
     for first, now in ((s.first_subscribed, subscribed), (s.first_valued, valued), (s.first_acting, s.acting)):
         np.copyto(first, week, where=(first < 0) & now)

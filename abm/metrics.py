@@ -106,7 +106,8 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
         counts = [np.count_nonzero(model.stage == code) for code in range(len(STAGES))]
         cp_staff = np.count_nonzero(model.stage[people.staff_rows] == STAGES.index("common_purpose"))
     else:
-        n_subscribed, n_both, n_sub_acting, n_held, counts, n_acting, n_aware = masks[2:]
+        n_subscribed, n_both, n_sub_acting, n_held = masks.subscribed, masks.both, masks.subscribed_acting, masks.held
+        counts, n_acting, n_aware = masks.counts, masks.acting, masks.aware
         cp_staff = np.count_nonzero(masks.common[people.staff_rows])
     n_cp = int(counts[STAGES.index("common_purpose")])
     classes = s.pa_class[people.resident_rows]  # residents' classes are 0..2

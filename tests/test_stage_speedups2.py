@@ -54,7 +54,7 @@ def test_the_record_from_the_ladder_masks_equals_the_record_from_the_state() -> 
     assert fast["stage_common_purpose"] + fast["stage_acting"] == fast["acting_share"] * model.state.n
 
 
-def test_masks_go_stale_when_the_stage_array_is_replaced() -> None:
+def test_ladder_findings_go_stale_with_a_new_stage_array_acting_array_or_week() -> None:
     model = CommonPurposeModel(rng=3, overrides=SMALL, steps=60)
     model.run(3)
     assert week_masks(model) is not None
@@ -62,6 +62,13 @@ def test_masks_go_stale_when_the_stage_array_is_replaced() -> None:
     assert week_masks(model) is None
     update_ladder(model)
     assert week_masks(model).stage is model.stage
+    model.state.acting = model.state.acting.copy()  # as deciding who acts does
+    assert week_masks(model) is None
+    update_ladder(model)
+    assert week_masks(model) is not None
+    model.steps += 1  # a week with no ladder (as if it were left out of the step)
+    assert week_masks(model) is None
+    model.steps -= 1
 
 
 def test_neighbour_sum_columns_equal_the_float64_products_rounded() -> None:
