@@ -134,8 +134,7 @@ def _resident_structure(model: CommonPurposeModel) -> np.ndarray:
     """Per ward, the structural alignment that bears on residents' acting."""
     f = model.fixed("staff_wards", _staff_wards)
     structure = model.org_structure.take(f.org)  # each staff member's organisation's
-    ward_struct = np.bincount(f.ward, weights=structure, minlength=f.count.size)
-    ward_struct /= f.count
+    ward_struct = np.bincount(f.ward, weights=structure, minlength=f.count.size) / f.count
     if f.empty is not None:  # wards with no staff: the overall mean (1 with no staff at all)
         ward_struct[f.empty] = float(structure.sum()) / structure.size if structure.size else 1.0
     w = model.config.acting.residents_structure

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.acting import STAGES, update_ladder, week_masks
+from abm.acting import STAGES, _resident_structure, update_ladder, week_masks
 from abm.influence import ACTING, PRO_ACTING, RES_ACTING, VALUE, VISION, WEIGHT, neighbour_sums, social_influence
 from abm.metrics import model_metrics
 from abm.model import CommonPurposeModel
@@ -121,3 +121,13 @@ def test_averaging_matches_the_plain_rule_with_and_without_people_with_no_ties()
         assert np.array_equal(a.state.aware, b.state.aware)
         if untie:
             assert (a.state.vision[3], a.state.value[3]) == before
+
+
+def test_residents_structure_with_no_staff_is_one() -> None:
+    model = CommonPurposeModel(
+        rng=2, overrides={"network.generator": "erdos_renyi", "network.agents": 300, "network.mean_degree": 6}, steps=5
+    )
+    assert model.staff_index.size == 0
+    assert np.array_equal(_resident_structure(model), np.ones(len(model.ward_names)))
+    model.run(5)  # every stage runs with no staff and no organisations
+    assert model.week == 5
