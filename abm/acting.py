@@ -107,10 +107,32 @@ def _structure_slot(model: CommonPurposeModel) -> np.ndarray:
     return np.where(s.staff, np.where(s.org >= 0, s.org, n_org), n_org + 1 + s.ward.astype(np.int64))
 
 
+class _Slots(NamedTuple):
+    """Everyone's rows in the tables as runs of one row (staff come by organisation, residents by
+    ward), so a table is read once per run and repeated: cheaper than a gather per person."""
+
+    row: np.ndarray  # each run's row; or, when there are hardly any runs, each person's
+    length: np.ndarray | None  # each run's length; None when `row` is per person
+
+
+def _slots(model: CommonPurposeModel) -> _Slots:
+    slot = _structure_slot(model)
+    starts = np.flatnonzero(np.concatenate(([True], slot[1:] != slot[:-1]))) if slot.size else slot
+    if starts.size > slot.size // 4:  # people in no order: one gather is cheaper
+        return _Slots(slot, None)
+    return _Slots(slot[starts], np.diff(np.append(starts, slot.size)))
+
+
+def _spread(model: CommonPurposeModel, table: np.ndarray) -> np.ndarray:
+    """`table[_structure_slot(model)]`: each person's row of a table `_by_person` builds."""
+    slots = model.fixed("structure_slots", _slots)
+    values = table.take(slots.row)
+    return values if slots.length is None else values.repeat(slots.length)
+
+
 def _by_person(model: CommonPurposeModel, per_org: np.ndarray, per_ward: np.ndarray, none: float) -> np.ndarray:
     """Per person: their organisation's value for staff, their ward's for residents."""
-    table = np.concatenate([per_org, [none], per_ward])
-    return table.take(model.fixed("structure_slot", _structure_slot))  # take: cheaper than fancy indexing
+    return _spread(model, np.concatenate([per_org, [none], per_ward]))
 
 
 class _StaffWards(NamedTuple):
@@ -163,17 +185,16 @@ def acting_probability(model: CommonPurposeModel) -> np.ndarray:
     p *= x  # p_conscious
     # structures and routines per organisation and ward, then one look-up per person
     # (the tables as `_by_person` builds them, each computed in place: fewer small arrays)
-    slot = model.fixed("structure_slot", _structure_slot)
     n_org = model.org_structure.size
     table = np.concatenate((model.org_structure, [0.0], _resident_structure(model)))
     clip01(table, out=table)
     table **= cfg.structure_exponent
     table[n_org] = 0.0  # no organisation: 0 ** exponent
-    p *= table.take(slot)  # p_structure
+    p *= _spread(model, table)  # p_structure
     table = np.ones(table.size)  # 1 - p_routine: per organisation; 1 with none, and for residents
     np.subtract(1.0, cfg.embedded_action * legacy(model), out=table[:n_org])
     np.subtract(1.0, p, out=p)
-    p *= table.take(slot)
+    p *= _spread(model, table)
     np.subtract(1.0, p, out=p)  # p = 1 - (1 - p_conscious p_structure)(1 - p_routine)
     # habit: keep = habit where acting last week and p > 0, else 0; (1 - p)(1 - 0) needs no product
     keep = (p > 0) & s.acting if cfg.habit else None

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.acting import STAGES, _resident_structure, update_ladder, week_masks
+from abm.acting import (
+    STAGES,
+    _resident_structure,
+    _slots,
+    _spread,
+    _structure_slot,
+    update_ladder,
+    week_masks,
+)
 from abm.influence import ACTING, PRO_ACTING, RES_ACTING, VALUE, VISION, WEIGHT, neighbour_sums, social_influence
 from abm.metrics import model_metrics
 from abm.model import CommonPurposeModel
@@ -131,3 +139,17 @@ def test_residents_structure_with_no_staff_is_one() -> None:
     assert np.array_equal(_resident_structure(model), np.ones(len(model.ward_names)))
     model.run(5)  # every stage runs with no staff and no organisations
     assert model.week == 5
+
+
+def test_tables_spread_by_runs_equal_a_gather_per_person() -> None:
+    model = CommonPurposeModel(rng=4, overrides=SMALL, steps=5)
+    table = np.random.default_rng(1).random(model.org_structure.size + 1 + len(model.ward_names))
+    slots = _slots(model)
+    assert slots.length is not None and slots.row.size < model.state.n // 4  # as generated: runs
+    assert np.array_equal(_spread(model, table), table[_structure_slot(model)])
+    # residents in no ward order: too many runs, one gather per person
+    res = model.resident_rows
+    model.state.ward[res] = np.random.default_rng(2).permutation(model.state.ward[res])
+    model._fixed.clear()
+    assert _slots(model).length is None
+    assert np.array_equal(_spread(model, table), table[_structure_slot(model)])
