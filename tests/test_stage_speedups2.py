@@ -20,6 +20,7 @@ from abm.acting import (
 from abm.influence import ACTING, PRO_ACTING, RES_ACTING, VALUE, VISION, WEIGHT, neighbour_sums, social_influence
 from abm.metrics import model_metrics
 from abm.model import CommonPurposeModel
+from abm.residents import _rate_tables, move_classes
 
 SMALL = {"population.residents": 240}
 
@@ -153,3 +154,21 @@ def test_tables_spread_by_runs_equal_a_gather_per_person() -> None:
     model._fixed.clear()
     assert _slots(model).length is None
     assert np.array_equal(_spread(model, table), table[_structure_slot(model)])
+
+
+def test_class_moves_with_residents_in_no_ward_order_match_the_plain_formula() -> None:
+    from tests.test_stage_speedups import _plain_move_classes
+
+    a, b = (CommonPurposeModel(rng=11, overrides=SMALL, steps=60) for _ in range(2))
+    for m in (a, b):
+        res = m.resident_rows
+        m.state.ward[res] = np.random.default_rng(3).permutation(m.state.ward[res])
+        m._fixed.clear()
+        m.run(6)
+    assert a.fixed("resident_rate_tables", _rate_tables).length is None  # a rate row per resident
+    before = a.state.pa_class.copy()
+    for _ in range(3):
+        move_classes(a)
+        _plain_move_classes(b)
+    assert np.array_equal(a.state.pa_class, b.state.pa_class)
+    assert not np.array_equal(a.state.pa_class, before)
