@@ -34,7 +34,7 @@ STAGE_LABELS = ("Unaware", "Engaged", "Subscribed", "Valuing", "Acting", "Common
 
 
 class LadderWeek(NamedTuple):
-    """What `update_ladder` found this week, for the record to reuse (see `week_masks`).
+    """What `update_ladder` found this week, for the record to reuse (see `ladder_findings`).
 
     It describes the state the ladder saw: `week`, and the model's `stage` and `state.acting`
     arrays it goes with (both are replaced, not changed in place, when they change).
@@ -82,7 +82,7 @@ def _ladder_week(
     return LadderWeek(week, stage, acting, common, n_sub, n_both, n_sub_acting, n_held, counts, n_acting, n_aware)
 
 
-def week_masks(model: CommonPurposeModel) -> LadderWeek | None:
+def ladder_findings(model: CommonPurposeModel) -> LadderWeek | None:
     """What the last `update_ladder` found, if it is this week's and still goes with the model's
     stage and acting arrays; else None.
 

@@ -46,7 +46,7 @@ def _columns(model: CommonPurposeModel, k: int) -> np.ndarray:
 
 def _acting_factors(model: CommonPurposeModel) -> np.ndarray:
     """Per person, in float32, what acting adds to the ACTING, PRO_ACTING and RES_ACTING columns:
-    their influence, their resident contact if staff, and 1 if a resident (rows: the columns)."""
+    their influence, their resident contact if staff, and 1 if a resident (one row per column)."""
     s = model.state
     return np.stack([s.influence, s.resident_contact * s.staff, ~s.staff]).astype(np.float32)
 

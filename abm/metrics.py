@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse import _sparsetools
 
-from abm.acting import STAGES, week_masks
+from abm.acting import STAGES, ladder_findings
 from abm.state import as_slice
 
 if TYPE_CHECKING:
@@ -95,8 +95,8 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
     n = max(s.n, 1)
     n_res = max(people.residents.size, 1)
     n_staff = max(people.staff.size, 1)
-    masks = week_masks(model)
-    if masks is None:  # not straight after the ladder: compare the state and count the codes
+    found = ladder_findings(model)
+    if found is None:  # not straight after the ladder: compare the state and count the codes
         subscribed = s.vision >= lad.vision_threshold
         both = subscribed & (s.value >= lad.value_threshold)
         n_subscribed, n_both = np.count_nonzero(subscribed), np.count_nonzero(both)
@@ -106,9 +106,9 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
         counts = [np.count_nonzero(model.stage == code) for code in range(len(STAGES))]
         cp_staff = np.count_nonzero(model.stage[people.staff_rows] == STAGES.index("common_purpose"))
     else:
-        n_subscribed, n_both, n_sub_acting, n_held = masks.subscribed, masks.both, masks.subscribed_acting, masks.held
-        counts, n_acting, n_aware = masks.counts, masks.acting, masks.aware
-        cp_staff = np.count_nonzero(masks.common[people.staff_rows])
+        n_subscribed, n_both, n_sub_acting, n_held = found.subscribed, found.both, found.subscribed_acting, found.held
+        counts, n_acting, n_aware = found.counts, found.acting, found.aware
+        cp_staff = np.count_nonzero(found.common[people.staff_rows])
     n_cp = int(counts[STAGES.index("common_purpose")])
     classes = s.pa_class[people.resident_rows]  # residents' classes are 0..2
     inactive, fairly = np.count_nonzero(classes == 0), np.count_nonzero(classes == 1)
@@ -174,11 +174,11 @@ def _weights(model: CommonPurposeModel, people: People, w: np.ndarray | None = N
     w[:, 0] = s.vision
     w[:, 1] = s.value
     w[:, 2] = s.acting
-    masks = week_masks(model)
-    if masks is None:
+    found = ladder_findings(model)
+    if found is None:
         np.equal(model.stage, STAGES.index("common_purpose"), out=w[:, 3], casting="unsafe")
     else:  # the ladder's mask of stage 5
-        w[:, 3] = masks.common
+        w[:, 3] = found.common
     np.equal(s.pa_class, 0, out=w[:, 4], casting="unsafe")  # staff have no class (-1)
     for col, per_org in ((5, model.org_structure), (6, model.org_embedded)):
         if per_org.size:  # only the people in an organisation (a view of the staff's rows as generated)

@@ -14,8 +14,8 @@ from abm.acting import (
     _slots,
     _spread,
     _structure_slot,
+    ladder_findings,
     update_ladder,
-    week_masks,
 )
 from abm.influence import ACTING, PRO_ACTING, RES_ACTING, VALUE, VISION, WEIGHT, neighbour_sums, social_influence
 from abm.metrics import model_metrics
@@ -39,7 +39,7 @@ def test_stage_counts_from_the_ladder_masks_equal_the_counted_codes() -> None:
     seen = set()
     for _ in range(40):
         model.step()
-        week = week_masks(model)
+        week = ladder_findings(model)
         assert week is not None  # the record ran straight after the ladder
         s = model.state
         assert week.counts == [np.count_nonzero(model.stage == code) for code in range(len(STAGES))]
@@ -58,7 +58,7 @@ def test_the_record_from_the_ladder_masks_equals_the_record_from_the_state() -> 
     model.run(30)
     fast = model_metrics(model)
     model.ladder_week = None  # no masks: compare the state and count the codes
-    assert week_masks(model) is None
+    assert ladder_findings(model) is None
     assert model_metrics(model) == fast
     assert fast["stage_common_purpose"] + fast["stage_acting"] == fast["acting_share"] * model.state.n
 
@@ -66,17 +66,17 @@ def test_the_record_from_the_ladder_masks_equals_the_record_from_the_state() -> 
 def test_ladder_findings_go_stale_with_a_new_stage_array_acting_array_or_week() -> None:
     model = CommonPurposeModel(rng=3, overrides=SMALL, steps=60)
     model.run(3)
-    assert week_masks(model) is not None
+    assert ladder_findings(model) is not None
     model.stage = model.stage.copy()  # e.g. people joining replace the stage array
-    assert week_masks(model) is None
+    assert ladder_findings(model) is None
     update_ladder(model)
-    assert week_masks(model).stage is model.stage
+    assert ladder_findings(model).stage is model.stage
     model.state.acting = model.state.acting.copy()  # as deciding who acts does
-    assert week_masks(model) is None
+    assert ladder_findings(model) is None
     update_ladder(model)
-    assert week_masks(model) is not None
+    assert ladder_findings(model) is not None
     model.steps += 1  # a week with no ladder (as if it were left out of the step)
-    assert week_masks(model) is None
+    assert ladder_findings(model) is None
     model.steps -= 1
 
 
