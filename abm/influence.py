@@ -180,14 +180,14 @@ def ward_results(model: CommonPurposeModel) -> np.ndarray:
     inactive = ward_inactive(model) / counts
     mean = float(inactive.sum()) / inactive.size  # as inactive.mean(), without its overhead
     baseline = model.ward_inactive_baseline
-    by_ward = np.subtract(baseline, inactive, out=inactive)  # (in place: the same figures, fewer arrays)
-    by_ward /= np.maximum(baseline, 1e-9)
-    clip01(by_ward, out=by_ward)
+    fallen = np.subtract(baseline, inactive, out=inactive)  # (in place: the same figures, fewer arrays)
+    fallen /= np.maximum(baseline, 1e-9)
+    clip01(fallen, out=fallen)
     fall = (model.inactive_baseline - mean) / max(model.inactive_baseline, 1e-9)
     overall = min(max(fall, 0.0), 1.0)
-    by_ward *= 0.5
-    by_ward += 0.5 * overall
-    return by_ward
+    fallen *= 0.5
+    fallen += 0.5 * overall
+    return fallen
 
 
 def results_signal(model: CommonPurposeModel) -> np.ndarray:
