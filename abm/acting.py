@@ -19,7 +19,7 @@ recent weeks with time constant `sustain_weeks` at or above `sustain_level`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -33,6 +33,69 @@ STAGES = ("unaware", "engaged", "subscribed", "valuing", "acting", "common_purpo
 STAGE_LABELS = ("Unaware", "Engaged", "Subscribed", "Valuing", "Acting", "Common purpose")
 
 
+class LadderWeek(NamedTuple):
+    """What `update_ladder` found this week, for the record to reuse (see `ladder_findings`).
+
+    It describes the state the ladder saw: `week`, and the model's `stage` and `state.acting`
+    arrays it goes with (both are replaced, not changed in place, when they change).
+    """
+
+    week: int
+    stage: np.ndarray
+    acting_flags: np.ndarray
+    common: np.ndarray  # stage 5
+    subscribed: int  # how many hold the vision
+    both: int  # hold the vision and value it
+    subscribed_acting: int  # hold the vision and act
+    held: int  # hold and value the vision, and act
+    counts: list[int]  # people at each stage
+    acting: int  # how many act
+    aware: int  # how many are aware
+
+
+def _ladder_week(
+    week: int,
+    stage: np.ndarray,
+    subscribed: np.ndarray,
+    both: np.ndarray,
+    held: np.ndarray,
+    common: np.ndarray,
+    acting: np.ndarray,
+    aware: np.ndarray,
+) -> LadderWeek:
+    """The counts the record needs, from the ladder's masks (fewer passes than comparing each code).
+
+    Each person gets the highest rung whose condition holds, and common purpose implies acting
+    and valuing, valuing implies subscribing. So the stages count: common purpose |common|;
+    acting |acting| - |common|; valuing |both| - |both and acting|; subscribed |subscribed, not
+    acting| - |both, not acting|; engaged |aware, neither subscribed nor acting|; unaware the rest.
+    """
+    n_sub, n_both, n_held = (np.count_nonzero(x) for x in (subscribed, both, held))
+    n_acting, n_common = np.count_nonzero(acting), np.count_nonzero(common)
+    n_sub_acting = np.count_nonzero(np.logical_and(subscribed, acting))
+    reached = np.logical_or(subscribed, acting)
+    n_aware = np.count_nonzero(aware)
+    engaged = n_aware - np.count_nonzero(np.logical_and(reached, aware, out=reached))
+    valuing = n_both - n_held
+    counts = [0, engaged, n_sub - n_sub_acting - valuing, valuing, n_acting - n_common, n_common]
+    counts[0] = acting.size - sum(counts)
+    return LadderWeek(week, stage, acting, common, n_sub, n_both, n_sub_acting, n_held, counts, n_acting, n_aware)
+
+
+def ladder_findings(model: CommonPurposeModel) -> LadderWeek | None:
+    """What the last `update_ladder` found, if it is this week's and still goes with the model's
+    stage and acting arrays; else None.
+
+    In a step nothing changes between the ladder and the record, so the record can use these
+    instead of comparing the state again; a new week, new stage array (e.g. people joining) or new
+    acting flags make them stale, and the record then computes its own.
+    """
+    week = getattr(model, "ladder_week", None)
+    if week is None or week.stage is not model.stage or week.acting_flags is not model.state.acting:
+        return None
+    return week if week.week == model.week else None
+
+
 def _structure_slot(model: CommonPurposeModel) -> np.ndarray:
     """Per person, their row in the tables `_by_person` builds (fixed while nobody joins).
 
@@ -44,23 +107,58 @@ def _structure_slot(model: CommonPurposeModel) -> np.ndarray:
     return np.where(s.staff, np.where(s.org >= 0, s.org, n_org), n_org + 1 + s.ward.astype(np.int64))
 
 
+class _Slots(NamedTuple):
+    """Everyone's rows in the tables as runs of one row (staff come by organisation, residents by
+    ward), so a table is read once per run and repeated: cheaper than a gather per person."""
+
+    row: np.ndarray  # each run's row; or, when there are hardly any runs, each person's
+    length: np.ndarray | None  # each run's length; None when `row` is per person
+
+
+def _slots(model: CommonPurposeModel) -> _Slots:
+    slot = _structure_slot(model)
+    starts = np.flatnonzero(np.concatenate(([True], slot[1:] != slot[:-1]))) if slot.size else slot
+    if starts.size > slot.size // 4:  # people in no order: one gather is cheaper
+        return _Slots(slot, None)
+    return _Slots(slot[starts], np.diff(np.append(starts, slot.size)))
+
+
+def _spread(model: CommonPurposeModel, table: np.ndarray) -> np.ndarray:
+    """`table[_structure_slot(model)]`: each person's row of a table `_by_person` builds."""
+    slots = model.fixed("structure_slots", _slots)
+    values = table.take(slots.row)
+    return values if slots.length is None else values.repeat(slots.length)
+
+
 def _by_person(model: CommonPurposeModel, per_org: np.ndarray, per_ward: np.ndarray, none: float) -> np.ndarray:
     """Per person: their organisation's value for staff, their ward's for residents."""
-    table = np.concatenate([per_org, [none], per_ward])
-    return table[model.fixed("structure_slot", _structure_slot)]
+    return _spread(model, np.concatenate([per_org, [none], per_ward]))
+
+
+class _StaffWards(NamedTuple):
+    """Who works where, for the residents' structures (fixed while nobody joins)."""
+
+    org: np.ndarray  # each staff member's organisation (intp: faster to take with)
+    ward: np.ndarray  # and ward
+    count: np.ndarray  # staff per ward, at least 1
+    empty: np.ndarray | None  # wards with no staff, None if every ward has some
+
+
+def _staff_wards(model: CommonPurposeModel) -> _StaffWards:
+    s, staff = model.state, model.staff_index
+    ward = s.ward[staff].astype(np.intp)
+    count = np.bincount(ward, minlength=len(model.ward_names))
+    empty = count == 0
+    return _StaffWards(s.org[staff].astype(np.intp), ward, np.maximum(count, 1), empty if empty.any() else None)
 
 
 def _resident_structure(model: CommonPurposeModel) -> np.ndarray:
     """Per ward, the structural alignment that bears on residents' acting."""
-    wards = len(model.ward_names)
-    staff = model.staff_index
-    staff_org = model.fixed("staff_org", lambda m: m.state.org[m.staff_index])
-    staff_ward = model.fixed("staff_ward", lambda m: m.state.ward[m.staff_index])
-    structure = model.org_structure[staff_org]  # each staff member's organisation's
-    ward_struct_sum = np.bincount(staff_ward, weights=structure, minlength=wards)
-    ward_staff = model.fixed("ward_staff", lambda m: np.bincount(staff_ward, minlength=wards))
-    overall = float(structure.sum()) / staff.size if staff.size else 1.0  # structure.mean(), without its overhead
-    ward_struct = np.where(ward_staff > 0, ward_struct_sum / np.maximum(ward_staff, 1), overall)
+    f = model.fixed("staff_wards", _staff_wards)
+    structure = model.org_structure.take(f.org)  # each staff member's organisation's
+    ward_struct = np.bincount(f.ward, weights=structure, minlength=f.count.size) / f.count
+    if f.empty is not None:  # wards with no staff: the overall mean (1 with no staff at all)
+        ward_struct[f.empty] = float(structure.sum()) / structure.size if structure.size else 1.0
     w = model.config.acting.residents_structure
     return 1.0 - w * (1.0 - ward_struct)
 
@@ -86,12 +184,17 @@ def acting_probability(model: CommonPurposeModel) -> np.ndarray:
     x += 3.0
     p *= x  # p_conscious
     # structures and routines per organisation and ward, then one look-up per person
-    per_org = clip01(model.org_structure) ** cfg.structure_exponent
-    per_ward = clip01(_resident_structure(model)) ** cfg.structure_exponent
-    p *= _by_person(model, per_org, per_ward, 0.0)  # p_structure; no organisation: 0 ** exponent
-    no_routine = np.subtract(1.0, cfg.embedded_action * legacy(model))  # 1 - p_routine per organisation
+    # (the tables as `_by_person` builds them, each computed in place: fewer small arrays)
+    n_org = model.org_structure.size
+    table = np.concatenate((model.org_structure, [0.0], _resident_structure(model)))
+    clip01(table, out=table)
+    table **= cfg.structure_exponent
+    table[n_org] = 0.0  # no organisation: 0 ** exponent
+    p *= _spread(model, table)  # p_structure
+    table = np.ones(table.size)  # 1 - p_routine: per organisation; 1 with none, and for residents
+    np.subtract(1.0, cfg.embedded_action * legacy(model), out=table[:n_org])
     np.subtract(1.0, p, out=p)
-    p *= _by_person(model, no_routine, np.ones(per_ward.size), 1.0)
+    p *= _spread(model, table)
     np.subtract(1.0, p, out=p)  # p = 1 - (1 - p_conscious p_structure)(1 - p_routine)
     # habit: keep = habit where acting last week and p > 0, else 0; (1 - p)(1 - 0) needs no product
     keep = (p > 0) & s.acting if cfg.habit else None
@@ -126,5 +229,6 @@ def update_ladder(model: CommonPurposeModel) -> None:
         np.copyto(stage, np.int8(code), where=reached)
     model.stage = stage
     week = model.week
+    model.ladder_week = _ladder_week(week, stage, subscribed, both, held, common, s.acting, s.aware)
     for first, now in ((s.first_subscribed, subscribed), (s.first_valued, valued), (s.first_acting, s.acting)):
         np.copyto(first, week, where=(first < 0) & now)

@@ -44,6 +44,13 @@ def _columns(model: CommonPurposeModel, k: int) -> np.ndarray:
     return cols
 
 
+def _acting_factors(model: CommonPurposeModel) -> np.ndarray:
+    """Per person, in float32, what acting adds to the ACTING, PRO_ACTING and RES_ACTING columns:
+    their influence, their resident contact if staff, and 1 if a resident (one row per column)."""
+    s = model.state
+    return np.stack([s.influence, s.resident_contact * s.staff, ~s.staff]).astype(np.float32)
+
+
 def neighbour_sums(model: CommonPurposeModel) -> np.ndarray:
     """All trust-weighted neighbour sums for this step, from one CSR x dense product.
 
@@ -56,13 +63,14 @@ def neighbour_sums(model: CommonPurposeModel) -> np.ndarray:
     w = s.influence
     k = 12 if rule == "threshold" else 8  # columns in use: 9 for threshold, 8 cascade, else 7
     cols = model.fixed(f"sum_columns_{k}", lambda m: _columns(m, k))
-    contact = model.fixed("staff_contact", lambda m: m.state.resident_contact * m.state.staff)
-    resident = model.fixed("resident_mask", lambda m: ~m.state.staff)
+    # float32 copies of the fixed factors of the acting columns: multiplying them by the 0/1 flags
+    # as float32 gives the same figures as in float64 then rounded, with no casts in the loops
+    per_act = model.fixed("acting_factors", _acting_factors)
     np.multiply(w, s.vision, out=cols[:, VISION], casting="unsafe")
     np.multiply(w, s.value, out=cols[:, VALUE], casting="unsafe")
-    np.multiply(w, s.acting, out=cols[:, ACTING], casting="unsafe")
-    np.multiply(contact, s.acting, out=cols[:, PRO_ACTING], casting="unsafe")
-    np.logical_and(s.acting, resident, out=cols[:, RES_ACTING], casting="unsafe")
+    acting = s.acting.astype(np.float32)
+    for col, factor in zip((ACTING, PRO_ACTING, RES_ACTING), per_act, strict=True):
+        np.multiply(factor, acting, out=cols[:, col])
     if rule == "threshold":
         cols[:, HOLD_VISION] = w * (s.vision >= lad.vision_threshold)
         cols[:, HOLD_VALUE] = w * (s.value >= lad.value_threshold)
@@ -82,9 +90,12 @@ def social_influence(model: CommonPurposeModel) -> None:
         # value first: it is gated by last week's vision (a synchronous update), so no copy is needed
         own = cfg.self_weight * s.influence if cfg.self_weight else None  # DeGroot's self-weight
         weight = nb[:, WEIGHT].astype(float) if own is None else nb[:, WEIGHT] + own
-        has = weight > 0
-        all_have = bool(has.all())
-        safe = weight if all_have else np.where(has, weight, 1.0)
+        all_have = bool(weight.min() > 0) if weight.size else True  # one pass instead of a mask and `all`
+        if all_have:
+            safe = weight
+        else:
+            has = weight > 0
+            safe = np.where(has, weight, 1.0)
         zeros = model.fixed("zeros", lambda m: np.zeros(m.state.n))  # read only: maximum with an array is faster
         up, down = np.empty(s.n), np.empty(s.n)  # reused: the same operations in place, in the same order
         for x, col, gated in ((s.value, VALUE, True), (s.vision, VISION, False)):
@@ -155,8 +166,11 @@ def ward_inactive(model: CommonPurposeModel) -> np.ndarray:
     if not runs:
         return ward_class_counts(model)[:, 0]
     starts, ward = runs
+    per_run = np.add.reduceat(model.state.pa_class[model.resident_rows] == 0, starts, dtype=np.int32)  # exact
+    if ward.size == len(model.ward_names) and ward[-1] == ward.size - 1:  # one run per ward, in order
+        return per_run
     counts = np.zeros(len(model.ward_names), dtype=np.intp)
-    counts[ward] = np.add.reduceat(model.state.pa_class[model.resident_rows] == 0, starts, dtype=np.intp)
+    counts[ward] = per_run
     return counts
 
 
@@ -164,12 +178,16 @@ def ward_results(model: CommonPurposeModel) -> np.ndarray:
     """Per ward, how far inactivity has fallen there and overall (0 none, 1 gone)."""
     counts = model.fixed("ward_residents", ward_residents)
     inactive = ward_inactive(model) / counts
-    base = np.maximum(model.ward_inactive_baseline, 1e-9)
-    by_ward = clip01((model.ward_inactive_baseline - inactive) / base)
     mean = float(inactive.sum()) / inactive.size  # as inactive.mean(), without its overhead
+    baseline = model.ward_inactive_baseline
+    fallen = np.subtract(baseline, inactive, out=inactive)  # (in place: the same figures, fewer arrays)
+    fallen /= np.maximum(baseline, 1e-9)
+    clip01(fallen, out=fallen)
     fall = (model.inactive_baseline - mean) / max(model.inactive_baseline, 1e-9)
     overall = min(max(fall, 0.0), 1.0)
-    return 0.5 * by_ward + 0.5 * overall
+    fallen *= 0.5
+    fallen += 0.5 * overall
+    return fallen
 
 
 def results_signal(model: CommonPurposeModel) -> np.ndarray:
@@ -189,7 +207,7 @@ def feedback(model: CommonPurposeModel) -> None:
         has = weight > 0
         visible = np.where(has, nb[:, ACTING] / np.where(has, weight, 1.0), 0.0)
     # results x signal per ward, then per person (the same products, on a few wards)
-    pull = cfg.action * visible + (cfg.results * ward_results(model))[ward_index(model)]
+    pull = cfg.action * visible + np.take(cfg.results * ward_results(model), ward_index(model))
     # the same operations as value += pull * vision * gate * (1 - value), in place
     pull *= s.vision
     pull *= model.gate()

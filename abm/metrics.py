@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse import _sparsetools
 
-from abm.acting import STAGES
+from abm.acting import STAGES, ladder_findings
 from abm.state import as_slice
 
 if TYPE_CHECKING:
@@ -95,15 +95,21 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
     n = max(s.n, 1)
     n_res = max(people.residents.size, 1)
     n_staff = max(people.staff.size, 1)
-    subscribed = s.vision >= lad.vision_threshold
-    both = subscribed & (s.value >= lad.value_threshold)
-    n_subscribed = np.count_nonzero(subscribed)
-    n_both = np.count_nonzero(both)
-    n_acting = np.count_nonzero(s.acting)
-    # counts by comparison: bincount of int8 codes costs more (it converts them first)
-    counts = np.array([np.count_nonzero(model.stage == code) for code in range(len(STAGES))])
+    found = ladder_findings(model)
+    if found is None:  # not straight after the ladder: compare the state and count the codes
+        subscribed = s.vision >= lad.vision_threshold
+        both = subscribed & (s.value >= lad.value_threshold)
+        n_subscribed, n_both = np.count_nonzero(subscribed), np.count_nonzero(both)
+        n_sub_acting, n_held = np.count_nonzero(s.acting & subscribed), np.count_nonzero(s.acting & both)
+        n_acting, n_aware = np.count_nonzero(s.acting), np.count_nonzero(s.aware)
+        # counts by comparison: bincount of int8 codes costs more (it converts them first)
+        counts = [np.count_nonzero(model.stage == code) for code in range(len(STAGES))]
+        cp_staff = np.count_nonzero(model.stage[people.staff_rows] == STAGES.index("common_purpose"))
+    else:
+        n_subscribed, n_both, n_sub_acting, n_held = found.subscribed, found.both, found.subscribed_acting, found.held
+        counts, n_acting, n_aware = found.counts, found.acting, found.aware
+        cp_staff = np.count_nonzero(found.common[people.staff_rows])
     n_cp = int(counts[STAGES.index("common_purpose")])
-    cp_staff = np.count_nonzero(model.stage[people.staff_rows] == STAGES.index("common_purpose"))
     classes = s.pa_class[people.resident_rows]  # residents' classes are 0..2
     inactive, fairly = np.count_nonzero(classes == 0), np.count_nonzero(classes == 1)
     pa = (inactive, fairly, classes.size - inactive - fairly)
@@ -113,15 +119,15 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
         "step": model.week,
         "mean_vision": _mean(s.vision),
         "mean_value": _mean(s.value),
-        "aware_share": np.count_nonzero(s.aware) / n,
+        "aware_share": n_aware / n,
         "subscribed_share": n_subscribed / n,
         "valuing_share": n_both / n,
         "acting_share": n_acting / n,
         "common_purpose_share": n_cp / n,
         "staff_common_purpose_share": cp_staff / n_staff,
         "resident_common_purpose_share": (n_cp - cp_staff) / n_res,
-        "acting_low_vision_share": (n_acting - np.count_nonzero(s.acting & subscribed)) / n_acting if n_acting else 0.0,
-        "acting_among_valuing_share": np.count_nonzero(s.acting & both) / max(n_both, 1),
+        "acting_low_vision_share": (n_acting - n_sub_acting) / n_acting if n_acting else 0.0,
+        "acting_among_valuing_share": n_held / max(n_both, 1),
         "embedded_processes": float(model.org_embedded.sum()),
         "structural_alignment": _mean(model.org_structure[staff_org]) if staff_org.size else 0.0,
         "max_structural_alignment": float(model.org_structure.max()) if model.org_structure.size else 0.0,
@@ -135,7 +141,7 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
         "national_cap": float(model.national_cap),
         "adopted_share": n_subscribed / n,
     }
-    for name, c in zip(STAGES, counts.tolist(), strict=True):
+    for name, c in zip(STAGES, counts, strict=True):
         row[f"stage_{name}"] = float(c)
     return row
 
@@ -168,7 +174,11 @@ def _weights(model: CommonPurposeModel, people: People, w: np.ndarray | None = N
     w[:, 0] = s.vision
     w[:, 1] = s.value
     w[:, 2] = s.acting
-    np.equal(model.stage, STAGES.index("common_purpose"), out=w[:, 3], casting="unsafe")
+    found = ladder_findings(model)
+    if found is None:
+        np.equal(model.stage, STAGES.index("common_purpose"), out=w[:, 3], casting="unsafe")
+    else:  # the ladder's mask of stage 5
+        w[:, 3] = found.common
     np.equal(s.pa_class, 0, out=w[:, 4], casting="unsafe")  # staff have no class (-1)
     for col, per_org in ((5, model.org_structure), (6, model.org_embedded)):
         if per_org.size:  # only the people in an organisation (a view of the staff's rows as generated)
@@ -205,8 +215,13 @@ class _Groups:
         self.count = count
         self.denom = np.maximum(count, 1)[:, None]
         # the inactive share is over residents, structure and embedding over staff; none: NaN
-        self.per_member = np.column_stack([n_res, n_staff, n_staff])
-        self.has = self.per_member > 0
+        per_member = np.column_stack([n_res, n_staff, n_staff])
+        # one division for every mean: the first four by count, the last three by members (1
+        # where a group has none: those entries are then set to NaN)
+        self.divisor = np.column_stack([np.repeat(self.denom, 4, axis=1), np.where(per_member > 0, per_member, 1.0)])
+        none = np.zeros((count.size, len(GROUP_METRICS)), dtype=bool)
+        none[:, 5:8] = per_member <= 0
+        self.no_members = np.flatnonzero(none)  # flat positions in the block
         self.ends = np.cumsum([len(names) for _, _, names in kinds]).tolist()
         self.weights: np.ndarray | None = None
 
@@ -218,9 +233,9 @@ class _Groups:
         _sparsetools.csc_matvecs(A.shape[0], A.shape[1], _WIDTH, A.indptr, A.indices, A.data, w.ravel(), sums.ravel())
         block = np.empty((A.shape[0], len(GROUP_METRICS)))
         block[:, 0] = self.count
-        np.divide(sums[:, 0:4], self.denom, out=block[:, 1:5])
-        block[:, 5:8] = np.nan
-        np.divide(sums[:, 4:7], self.per_member, out=block[:, 5:8], where=self.has)
+        np.divide(sums[:, 0:7], self.divisor, out=block[:, 1:8])
+        if self.no_members.size:
+            block.ravel()[self.no_members] = np.nan
         return block
 
 

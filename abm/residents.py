@@ -11,7 +11,7 @@ inactivity falls only when professionals act (pattern P8).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -46,15 +46,26 @@ def exposure(model: CommonPurposeModel, who: np.ndarray | slice = slice(None)) -
     return pro, peers
 
 
-def _rate_tables(model: CommonPurposeModel) -> tuple[np.ndarray, np.ndarray]:
-    """Per resident, 3 x ward (add the class to get their row in the tables); per row, baseline uptake.
+class _RateTables(NamedTuple):
+    """Residents' rows in the rate tables (ward x 3 + class), and the baseline uptake per row.
 
     Rows are ward x 3 + class: uptake inactive->fairly active, fairly->active, and 0 for the active
-    (who have no class above; their uplift is masked off too).
+    (who have no class above; their uplift is masked off too). Residents come in runs of one ward
+    (as generated), so 3 x ward is kept per run and repeated: cheaper than reading it per resident.
     """
-    ward3 = 3 * model.state.ward[model.resident_index].astype(np.intp)
+
+    ward3: np.ndarray  # 3 x ward per run of residents; per resident when they are in no ward order
+    length: np.ndarray | None  # each run's length; None when `ward3` is per resident
+    up: np.ndarray
+
+
+def _rate_tables(model: CommonPurposeModel) -> _RateTables:
+    ward = model.state.ward[model.resident_index].astype(np.intp)
     up = np.column_stack([model.uptake_rates, np.zeros(len(model.uptake_rates))]).ravel()
-    return ward3, up
+    starts = np.flatnonzero(np.concatenate(([True], ward[1:] != ward[:-1]))) if ward.size else ward
+    if starts.size > ward.size // 4:
+        return _RateTables(3 * ward, None, up)
+    return _RateTables(3 * ward[starts], np.diff(np.append(starts, ward.size)), up)
 
 
 def move_classes(model: CommonPurposeModel) -> None:
@@ -79,12 +90,18 @@ def move_classes(model: CommonPurposeModel) -> None:
     peers += 1.0
     uplift *= peers
     cls = s.pa_class[res]
-    ward3, up_rate = model.fixed("resident_rate_tables", _rate_tables)
-    row = ward3 + cls
+    tables = model.fixed("resident_rate_tables", _rate_tables)
+    if tables.length is None:
+        row = tables.ward3 + cls
+    else:
+        row = tables.ward3.repeat(tables.length)
+        row += cls
+    up_rate = tables.up
     up = up_rate.take(row)
     up += uplift
     up *= cls < 2  # the active cannot move up
-    down = np.array([0.0, cfg.relapse_fairly, cfg.relapse_active]).take(cls)
+    # relapse by class, looked up by `row` too: taking by the int8 classes would convert them first
+    down = np.array([0.0, cfg.relapse_fairly, cfg.relapse_active] * (up_rate.size // 3)).take(row)
     cut = np.multiply(pro, cfg.protection, out=pro)
     down *= np.subtract(1.0, cut, out=cut)
     r = model.rng.random(cls.size)
