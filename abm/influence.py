@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from abm.state import clip01, ward_index, ward_residents
+from abm.state import by_ward, clip01, ward_residents
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -192,7 +192,7 @@ def ward_results(model: CommonPurposeModel) -> np.ndarray:
 
 def results_signal(model: CommonPurposeModel) -> np.ndarray:
     """Per person, how far inactivity has fallen where they work or live (0 none, 1 gone)."""
-    return ward_results(model)[ward_index(model)]
+    return by_ward(model, ward_results(model))
 
 
 def feedback(model: CommonPurposeModel) -> None:
@@ -207,7 +207,7 @@ def feedback(model: CommonPurposeModel) -> None:
         has = weight > 0
         visible = np.where(has, nb[:, ACTING] / np.where(has, weight, 1.0), 0.0)
     # results x signal per ward, then per person (the same products, on a few wards)
-    pull = cfg.action * visible + np.take(cfg.results * ward_results(model), ward_index(model))
+    pull = cfg.action * visible + by_ward(model, cfg.results * ward_results(model))
     # the same operations as value += pull * vision * gate * (1 - value), in place
     pull *= s.vision
     pull *= model.gate()

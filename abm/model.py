@@ -29,7 +29,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from abm.acting import STAGES, decide_acting, update_ladder
+from abm.acting import STAGES, LadderWeek, decide_acting, update_ladder
 from abm.activities import ACTIVITY_CODE, culture_gate, run_activities
 from abm.agents import Stakeholder
 from abm.config import Config, load_config
@@ -293,6 +293,7 @@ class CommonPurposeModel(mesa.Model):
         self.adopted_before = np.zeros(self.state.n, dtype=bool)  # for the independent cascade
         self.nb: np.ndarray | None = None
         self._gate: np.ndarray | None = None
+        self.ladder_week: LadderWeek | None = None  # what the ladder found, for the record (see `ladder_findings`)
         self._fixed: dict[str, Any] = {}
         self._fixed_n = -1
         self.last_allocation: dict[str, float] = {}
