@@ -66,3 +66,15 @@ def dask_cluster(workers: int = 2) -> Iterator[tuple[str, list[subprocess.Popen]
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def model_pair(weeks: int = 12, **overrides: object) -> tuple[CommonPurposeModel, CommonPurposeModel]:
+    """Two small models in the same state: the same seed and settings, run for the same weeks.
+
+    For checking a fast path against the plain rule: run one on each and compare.
+    """
+    settings = {"population.residents": 240, **overrides}
+    a, b = (CommonPurposeModel(rng=11, overrides=settings, steps=60) for _ in range(2))
+    a.run(weeks)
+    b.run(weeks)
+    return a, b

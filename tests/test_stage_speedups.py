@@ -21,17 +21,9 @@ from abm.model import CommonPurposeModel
 from abm.residents import move_classes
 from abm.state import clip01
 from abm.turnover import replace_people, staff_turnover
+from tests.conftest import model_pair
 
 SMALL = {"population.residents": 240}
-
-
-def _pair(weeks: int = 12, **overrides: object) -> tuple[CommonPurposeModel, CommonPurposeModel]:
-    """Two models in the same state: the same seed and settings, run for the same weeks."""
-    settings = {**SMALL, **overrides}
-    a, b = (CommonPurposeModel(rng=11, overrides=settings, steps=60) for _ in range(2))
-    a.run(weeks)
-    b.run(weeks)
-    return a, b
 
 
 def _plain_move_classes(model: CommonPurposeModel) -> None:
@@ -53,7 +45,7 @@ def _plain_move_classes(model: CommonPurposeModel) -> None:
 
 
 def test_class_moves_match_the_plain_formula() -> None:
-    a, b = _pair()
+    a, b = model_pair()
     before = a.state.pa_class.copy()
     for _ in range(3):
         move_classes(a)
@@ -79,7 +71,7 @@ def _plain_acting_probability(model: CommonPurposeModel) -> np.ndarray:
 
 @pytest.mark.parametrize("habit", [0.6, 0.0])
 def test_acting_probability_matches_the_plain_formula(habit: float) -> None:
-    a, _ = _pair(20, **{"acting.habit": habit})
+    a, _ = model_pair(20, **{"acting.habit": habit})
     got = acting_probability(a)
     want = _plain_acting_probability(a)
     assert np.array_equal(got, want)
@@ -98,7 +90,7 @@ def _plain_acting_probability_without_habit(model: CommonPurposeModel) -> np.nda
 
 
 def test_ladder_codes_match_the_plain_rule() -> None:
-    a, _ = _pair(30)
+    a, _ = model_pair(30)
     update_ladder(a)
     s, lad = a.state, a.config.ladder
     subscribed = s.vision >= lad.vision_threshold
@@ -128,7 +120,7 @@ def test_ward_runs_refuse_residents_out_of_ward_order() -> None:
 
 
 def test_replacing_people_takes_any_order_and_repeats() -> None:
-    a, b = _pair()
+    a, b = model_pair()
     staff = a.staff_index
     posts = np.array([staff[5], staff[3], staff[5], staff[9], staff[3]])
     left, replaced = a.leavers_total, a.state.replaced.copy()

@@ -21,17 +21,9 @@ from abm.influence import ACTING, PRO_ACTING, RES_ACTING, VALUE, VISION, WEIGHT,
 from abm.metrics import model_metrics
 from abm.model import CommonPurposeModel
 from abm.residents import _rate_tables, move_classes
+from tests.conftest import model_pair
 
 SMALL = {"population.residents": 240}
-
-
-def _pair(weeks: int = 12, **overrides: object) -> tuple[CommonPurposeModel, CommonPurposeModel]:
-    """Two models in the same state: the same seed and settings, run for the same weeks."""
-    settings = {**SMALL, **overrides}
-    a, b = (CommonPurposeModel(rng=11, overrides=settings, steps=60) for _ in range(2))
-    a.run(weeks)
-    b.run(weeks)
-    return a, b
 
 
 def test_stage_counts_from_the_ladder_masks_equal_the_counted_codes() -> None:
@@ -116,7 +108,7 @@ def _plain_averaging(model: CommonPurposeModel) -> None:
 
 def test_averaging_matches_the_plain_rule_with_and_without_people_with_no_ties() -> None:
     for untie in (False, True):
-        a, b = _pair(10, **{"influence.self_weight": 0.0})
+        a, b = model_pair(10, **{"influence.self_weight": 0.0})
         for m in (a, b):
             m.nb = m._gate = None
             if untie:  # someone whose ties all have zero weight: their views must not move
