@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from abm.activities import legacy
-from abm.state import clip01
+from abm.state import Runs, clip01
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -107,27 +107,9 @@ def _structure_slot(model: CommonPurposeModel) -> np.ndarray:
     return np.where(s.staff, np.where(s.org >= 0, s.org, n_org), n_org + 1 + s.ward.astype(np.int64))
 
 
-class _Slots(NamedTuple):
-    """Everyone's rows in the tables as runs of one row (staff come by organisation, residents by
-    ward), so a table is read once per run and repeated: cheaper than a gather per person."""
-
-    row: np.ndarray  # each run's row; or, when there are hardly any runs, each person's
-    length: np.ndarray | None  # each run's length; None when `row` is per person
-
-
-def _slots(model: CommonPurposeModel) -> _Slots:
-    slot = _structure_slot(model)
-    starts = np.flatnonzero(np.concatenate(([True], slot[1:] != slot[:-1]))) if slot.size else slot
-    if starts.size > slot.size // 4:  # people in no order: one gather is cheaper
-        return _Slots(slot, None)
-    return _Slots(slot[starts], np.diff(np.append(starts, slot.size)))
-
-
 def _spread(model: CommonPurposeModel, table: np.ndarray) -> np.ndarray:
-    """`table[_structure_slot(model)]`: each person's row of a table `_by_person` builds."""
-    slots = model.fixed("structure_slots", _slots)
-    values = table.take(slots.row)
-    return values if slots.length is None else values.repeat(slots.length)
+    """`table[_structure_slot(model)]`: each person's row of a table `_by_person` builds (by runs)."""
+    return model.fixed("structure_slots", lambda m: Runs.of(_structure_slot(m))).spread(table)
 
 
 def _by_person(model: CommonPurposeModel, per_org: np.ndarray, per_ward: np.ndarray, none: float) -> np.ndarray:

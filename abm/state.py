@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -739,20 +739,33 @@ def ward_index(model: CommonPurposeModel) -> np.ndarray:
     return model.fixed("ward_index", lambda m: m.state.ward.astype(np.intp))
 
 
-def _ward_runs(model: CommonPurposeModel) -> tuple[np.ndarray, np.ndarray]:
-    ward = ward_index(model)
-    starts = np.concatenate(([True], ward[1:] != ward[:-1])).nonzero()[0]
-    return ward[starts], np.diff(np.append(starts, ward.size))
+class Runs(NamedTuple):
+    """An index array as runs of one value, so a table can be read once per run and repeated.
+
+    People are stored in such runs (residents by ward, staff by organisation), and spreading a
+    small table over everyone this way is a few times cheaper than a gather per person.
+    """
+
+    row: np.ndarray  # each run's value; or, when there are hardly any runs, each entry's
+    length: np.ndarray | None  # each run's length; None when `row` is per entry
+
+    @classmethod
+    def of(cls, index: np.ndarray) -> Runs:
+        """The runs of `index`, or `index` itself when runs would not pay (over a quarter as many)."""
+        starts = np.concatenate(([True], index[1:] != index[:-1])).nonzero()[0] if index.size else index
+        if starts.size > index.size // 4:  # entries in no order: one gather is cheaper
+            return cls(index, None)
+        return cls(index[starts], np.diff(np.append(starts, index.size)))
+
+    def spread(self, table: np.ndarray) -> np.ndarray:
+        """`table[index]`, the same values."""
+        values = table.take(self.row)
+        return values if self.length is None else values.repeat(self.length)
 
 
 def by_ward(model: CommonPurposeModel, table: np.ndarray) -> np.ndarray:
-    """`table[ward]` for everyone: a per-ward figure spread over the people of each ward.
-
-    People are stored in runs of one ward (residents by ward, staff mostly by organisation), so
-    the table is read once per run and repeated: a few times cheaper than a gather per person.
-    """
-    run_ward, run_length = model.fixed("ward_runs", _ward_runs)
-    return table.take(run_ward).repeat(run_length)
+    """`table[ward]` for everyone: a per-ward figure spread over the people of each ward (see `Runs`)."""
+    return model.fixed("ward_runs", lambda m: Runs.of(ward_index(m))).spread(table)
 
 
 def ward_residents(model: CommonPurposeModel) -> np.ndarray:

@@ -11,7 +11,6 @@ import numpy as np
 from abm.acting import (
     STAGES,
     _resident_structure,
-    _slots,
     _spread,
     _structure_slot,
     ladder_findings,
@@ -21,6 +20,7 @@ from abm.influence import ACTING, PRO_ACTING, RES_ACTING, VALUE, VISION, WEIGHT,
 from abm.metrics import model_metrics
 from abm.model import CommonPurposeModel
 from abm.residents import _rate_tables, move_classes
+from abm.state import Runs
 from tests.conftest import model_pair
 
 SMALL = {"population.residents": 240}
@@ -137,14 +137,14 @@ def test_residents_structure_with_no_staff_is_one() -> None:
 def test_tables_spread_by_runs_equal_a_gather_per_person() -> None:
     model = CommonPurposeModel(rng=4, overrides=SMALL, steps=5)
     table = np.random.default_rng(1).random(model.org_structure.size + 1 + len(model.ward_names))
-    slots = _slots(model)
+    slots = Runs.of(_structure_slot(model))
     assert slots.length is not None and slots.row.size < model.state.n // 4  # as generated: runs
     assert np.array_equal(_spread(model, table), table[_structure_slot(model)])
     # residents in no ward order: too many runs, one gather per person
     res = model.resident_rows
     model.state.ward[res] = np.random.default_rng(2).permutation(model.state.ward[res])
     model._fixed.clear()
-    assert _slots(model).length is None
+    assert Runs.of(_structure_slot(model)).length is None
     assert np.array_equal(_spread(model, table), table[_structure_slot(model)])
 
 
