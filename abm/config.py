@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 import math
@@ -847,13 +848,53 @@ def _format_error(exc: ValidationError, source: str) -> str:
         loc = f"{loc}.{key}" if loc else key
         value = _dig(value, key.split(".")) if isinstance(value, dict) else value
     if err["type"] == "extra_forbidden":
-        return f"{source}: unknown key '{loc}' (check the spelling; see the config reference in README.md)"
+        raw = [str(p) for p in err["loc"] if not str(p).startswith("function-after")]
+        allowed = _allowed_keys(raw[:-1])
+        bad = loc.rsplit(".", 1)[-1]
+        close = difflib.get_close_matches(bad, allowed, n=1)
+        said = [f"unknown key '{loc}'"]
+        said += [f"did you mean '{close[0]}'?"] if close else []
+        said += [f"allowed here: {', '.join(allowed)}"] if 0 < len(allowed) <= 16 else []
+        return f"{source}: {'; '.join(said)} (every key: docs/config_reference.md)"
     if err["type"] == "missing":
         return f"{source}: missing required key '{loc}'"
     shown = "" if isinstance(value, dict) or value is None else f" = {value!r}"
     where = f"'{loc}'{shown}: " if loc else ""
     extra = f" ({len(exc.errors()) - 1} more problem(s) after fixing this one)" if len(exc.errors()) > 1 else ""
     return f"{source}: {where}{msg}{extra}"
+
+
+def _models_in(tp: Any) -> tuple[list[type[BaseModel]], bool]:
+    """The schema models inside an annotation, and whether they sit in a mapping or a list
+    (then the next part of a dotted key is a name or an index, not a field)."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp], False
+    origin, found, container = typing.get_origin(tp), [], False
+    for arg in typing.get_args(tp):
+        inner, nested = _models_in(arg)
+        found += [m for m in inner if m not in found]
+        container = container or nested
+    return found, container or origin in (dict, list)
+
+
+def _allowed_keys(parts: list[str]) -> list[str]:
+    """The keys the schema allows in the section at `parts` (a dotted location, split), if known."""
+    models: list[type[BaseModel]] = [Config]
+    skip = False
+    for part in parts:
+        if skip:  # a name of the user's (a ward, an organisation) or a list index
+            skip = False
+            continue
+        field = next((m.model_fields[part] for m in models if part in m.model_fields), None)
+        if field is None:  # an event's type, as pydantic names the branch of the union it tried
+            models = [m for m in models if part in typing.get_args(m.model_fields.get("type", Field()).annotation)]
+            if not models:
+                return []
+            continue
+        models, skip = _models_in(field.annotation)
+        if not models:
+            return []
+    return sorted({name for m in models for name in m.model_fields})
 
 
 def _dig(data: dict[str, Any], keys: list[str]) -> Any:

@@ -53,7 +53,13 @@ def test_digest_ignores_seed_but_not_parameters():
 @pytest.mark.parametrize(
     ("overrides", "fragment"),
     [
-        (["effort.budgett=3"], "unknown key 'effort.budgett'"),
+        (["effort.budgett=3"], "unknown key 'effort.budgett'; did you mean 'budget'?"),
+        (["effort.budgett=3"], "allowed here: adaptive_strength, budget, policy, shares, staff_focus, ward_targeting"),
+        (["wards.grangetown.sharee=0.2"], "did you mean 'share'?"),  # inside a ward the user named
+        (
+            ["events=[{type: funding_cut, week: 3, factor: 0.5, fator: 1}]"],
+            "did you mean 'factor'?; allowed here: factor, type, week",
+        ),
         (["effort.budget=-1"], "'effort.budget' = -1"),
         (["effort.budget=lots"], "'effort.budget' = 'lots'"),
         (["effort.budget=.nan"], "must be a finite number"),

@@ -257,7 +257,7 @@ VALUE_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "steps_huge": ("steps: 100000000", ("'steps'", "less than or equal to 100000")),
     "agents_over_cap": ("population: {staff_scale: 10000}", ("more than the 2,000,000 allowed",)),
     "share_above_one": ("network: {trust: {noise: 2}}", ("network.trust.noise", "less than or equal to 1")),
-    "unknown_top_key": ("stepz: 3", ("unknown key 'stepz'", "spelling")),
+    "unknown_top_key": ("stepz: 3", ("unknown key 'stepz'", "did you mean 'steps'")),
     "unknown_nested_key": ("effort: {budgett: 3}", ("unknown key 'effort.budgett'",)),
     "unknown_ward": ("effort: {ward_targeting: {atlantis: 2}}", ("unknown ward 'atlantis'", "allowed")),
     "extends_missing": ("extends: nowhere.yaml", ("nowhere.yaml", "not found")),
