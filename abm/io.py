@@ -103,11 +103,16 @@ def is_disk_full(exc: BaseException | None) -> bool:
 
 
 def free_bytes(path: str | Path) -> int | None:
-    """Bytes free to this user on the file system holding `path` (or its nearest existing parent)."""
+    """Bytes free to this user on the file system holding `path` (or its nearest existing parent).
+
+    None when unknown, and for pseudo file systems that report no size at all (`/proc`, `/sys`):
+    their 0 free bytes say nothing about room, so the write itself reports what is wrong.
+    """
     try:
-        return shutil.disk_usage(_nearest_existing(Path(path).absolute())).free
+        usage = shutil.disk_usage(_nearest_existing(Path(path).absolute()))
     except OSError:
         return None
+    return usage.free if usage.total > 0 else None
 
 
 def format_bytes(n: float | None) -> str:
@@ -172,6 +177,11 @@ def check_out_dir(out_dir: str | Path) -> Path:
         raise OutputError(f"--out {out_dir}: '{base}' is a file, so no directory can be made under it")
     if not os.access(base, os.W_OK | os.X_OK):
         raise OutputError(f"--out {out_dir}: '{base}' is not writable (choose a directory you can write to)")
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(base).total == 0:  # /proc, /sys: no files can be made there, even by root
+            raise OutputError(
+                f"--out {out_dir}: '{base}' is a system file system, not storage (choose a directory on a disk)"
+            )
     if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
         raise OutputError(f"--out {out_dir}: the directory is not writable (choose one you can write to)")
     return out
@@ -453,6 +463,11 @@ def write_run(
         if is_disk_full(exc):
             raise DiskFullError(
                 _disk_full_message(out_dir, writing, needed, free_bytes(out), had_run, os.strerror(exc.errno))
+            ) from None
+        if isinstance(exc, OSError):  # refused for another reason (permissions, a read-only mount, ...)
+            kept = "; the earlier run there is untouched" if had_run else ""
+            raise OutputError(
+                f"--out {out_dir}: could not write {writing} ({exc.strerror or exc}); nothing was written{kept}"
             ) from None
         raise
     return given

@@ -195,6 +195,27 @@ def test_out_is_an_existing_file(where: str, tmp_path: Path, capsys) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (Linux)")
+def test_out_on_a_system_file_system(capsys) -> None:
+    """/proc reports no free space and refuses files (even root's): that is said, not 'disk full'."""
+    assert main(["run", "south_tees", "--out", "/proc/abm_run", *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err, "system file system")
+    assert "disk full" not in err
+
+
+def test_write_refused_for_another_reason(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A write refused other than for room (a read-only mount, permissions): one line, nothing left."""
+
+    def refuse(path: Path, data: bytes) -> None:
+        raise PermissionError(1, "Operation not permitted", str(path))
+
+    monkeypatch.setattr(abm.io, "_write_bytes", refuse)
+    assert main(["run", "south_tees", "--out", str(tmp_path / "run"), *SMALL]) == 2
+    assert_one_line_error(capsys.readouterr().err, "Operation not permitted")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("argv", "word"),
     [
