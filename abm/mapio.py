@@ -38,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -366,6 +367,10 @@ def _check_xml(source: str, root: Element, fmt: str) -> None:
 def _read_xml(source: str, data: bytes, fmt: str, mapping: MapMappingSpec) -> nx.Graph:
     root = safe_xml(source, data)
     _check_xml(source, root, fmt)
+    if fmt == "graphml" and not root.tag.startswith("{"):
+        # GraphML without its namespace: networkx adds it by a text replace, which needs text
+        with contextlib.suppress(UnicodeDecodeError):
+            data = data.decode("utf-8")  # type: ignore[assignment]
     try:  # no DTD, so the standard parser networkx uses cannot expand entities
         g = nx.parse_graphml(data) if fmt == "graphml" else nx.read_gexf(io.BytesIO(data))
     except Exception as exc:

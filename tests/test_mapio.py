@@ -488,6 +488,11 @@ BAD_FILES: dict[str, tuple[str, str | bytes, tuple[str, ...]]] = {
         GRAPHML_HEAD + "<graph edgedefault='undirected'></graph></graphml>",
         ("the map is empty",),
     ),
+    "empty_graphml_no_namespace": (
+        "empty.graphml",
+        "<graphml><graph edgedefault='undirected'/></graphml>",  # networkx's fallback needed text
+        ("the map is empty",),
+    ),
     "no_graph_gexf": ("nograph.gexf", '<gexf xmlns="http://gexf.net/1.3"></gexf>', ("no <graph> element",)),
     "empty_edgelist": ("empty.csv", "Source,Target\n", ("the map is empty",)),
     "missing_target_column": ("ties.csv", "Source,Weight\na,1\n", ("ties.csv", "missing required column 'Target'")),
@@ -744,3 +749,14 @@ def test_cli_export_of_a_run_refuses_config_options(tmp_path: Path, capsys) -> N
     assert main(["network", "export", str(run), "--out", str(tmp_path / "a.gexf")]) == 2
     assert "has no people.parquet" in capsys.readouterr().err
     assert not (tmp_path / "a.gexf").exists()
+
+
+def test_graphml_without_its_namespace_reads(tmp_path: Path) -> None:
+    """Hand-written GraphML often leaves out the xmlns; networkx adds it, given text."""
+    path = tmp_path / "plain.graphml"
+    path.write_text(
+        "<graphml><graph edgedefault='undirected'><node id='a'/><node id='b'/>"
+        "<edge source='a' target='b'/></graph></graphml>"
+    )
+    g = read_map(path)
+    assert g.number_of_nodes() == 2 and g.number_of_edges() == 1
