@@ -292,7 +292,7 @@ class LeadershipSpec(Strict):
     cost: Cost = 3.0
     structure_gain: Unit = Field(0.03, description="structural shift per session towards the national cap")
     value_gain: Unit = 0.05
-    trust_gain: Unit = Field(0.1, description="rise in trust between the two leaders of a session")
+    trust_gain: Unit = Field(0.1, description="rise in trust between the lead and the partner of a session")
     min_level: int = Field(2, ge=0, le=5, description="lowest hierarchy level that takes part")
 
 
@@ -333,7 +333,7 @@ class InfluenceSpec(Strict):
         0.25, description="threshold: weighted share (or count) of holders needed"
     )
     threshold_mode: Literal["fraction", "count"] = Field(
-        "fraction", description="threshold: compare a share of neighbours, or a trust-weighted count"
+        "fraction", description="threshold: compare a share of neighbours, or a count weighted by trust x influence"
     )
     transmissibility: Unit = Field(0.2, description="independent cascade: chance T per tie of passing it on")
     jump: Unit = Field(0.5, description="threshold: move towards 1 when the threshold is met")
@@ -383,7 +383,9 @@ class ResidentsSpec(Strict):
     professional_effect: Unit = Field(0.02, description="extra weekly chance of moving up, full exposure")
     protection: Unit = Field(0.5, description="cut in relapse at full exposure")
     peer_effect: NonNeg = Field(1.0, le=10, description="amplification by acting neighbours")
-    culture_weight: Unit = Field(0.5, description="how far ward culture gates the professional effect")
+    culture_weight: Unit = Field(
+        0.5, description="how far the resident's own cultural fit (culture x national culture) gates the professional effect"
+    )
 
 
 class NationalSpec(Strict):

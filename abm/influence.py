@@ -8,7 +8,7 @@ the pilot's insight).
 - averaging (simple contagion): x_i moves a step `rate` towards the weighted mean of its
   neighbours, faster up than down (`decline`);
 - threshold (complex contagion): x_i jumps towards 1 once the weighted share (or, with
-  `threshold_mode: count`, the trust-weighted count) of neighbours holding it reaches `threshold`;
+  `threshold_mode: count`, the count weighted by trust x influence) of neighbours holding it reaches `threshold`;
 - independent cascade (simple contagion, SIR-like): each person who newly holds the vision
   gets one chance to pass it to each neighbour, with probability 1 - (1 - T)^trust.
 Value only grows as far as a person subscribes to the vision (it is gated by vision).
@@ -123,7 +123,7 @@ def social_influence(model: CommonPurposeModel) -> None:
             met = has & (held >= cfg.threshold)
             push = cfg.jump * gate * (vision_before if gated else 1.0) * (1.0 - x)
             x += np.where(met, push, 0.0)
-    else:  # independent cascade: each new adopter tries each neighbour once, with chance T x trust
+    else:  # independent cascade: caught with chance 1 - (1 - T) ** (trust-weighted new adopters), ~T x trust
         exposure = nb[:, NEW_ADOPTERS].astype(float)
         p = 1.0 - (1.0 - cfg.transmissibility) ** exposure
         caught = (model.rng.random(s.n) < p) & (s.vision < model.config.ladder.vision_threshold)
