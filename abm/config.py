@@ -384,7 +384,7 @@ class ResidentsSpec(Strict):
     protection: Unit = Field(0.5, description="cut in relapse at full exposure")
     peer_effect: NonNeg = Field(1.0, le=10, description="amplification by acting neighbours")
     culture_weight: Unit = Field(
-        0.5, description="how far the resident's own cultural fit (culture x national culture) gates the professional effect"
+        0.5, description="how far a resident's own fit (culture x national culture) gates the professional effect"
     )
 
 
