@@ -305,7 +305,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     # before calibrating (which builds networks at the asked degree): agents and their ties, no outputs
     refuse_over_memory(memory_estimate(args.agents, args.agents * args.degree / 2), "--agents or --degree")
-    result = bench(args.agents, args.degree, args.steps, seed=args.seed)
+    try:
+        result = bench(args.agents, args.degree, args.steps, seed=args.seed)
+    except ConfigError:  # the degrees derived for this size are out of the generator's range
+        raise UsageError(
+            f"--degree {args.degree:g}: the generator cannot give {args.agents:,} agents a mean degree near that "
+            "(its per-kind degrees would pass their limits); try a lower --degree or more --agents"
+        ) from None
     print(json.dumps(result))
     return EXIT_OK
 

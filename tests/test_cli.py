@@ -223,6 +223,7 @@ def test_write_refused_for_another_reason(tmp_path: Path, monkeypatch, capsys) -
         (["bogus"], "bogus"),
         (["bench", "--agents", "5"], "--agents"),
         (["bench", "--degree", "nan"], ""),
+        (["bench", "--agents", "100", "--degree", "500"], "--degree 500"),
     ],
 )
 def test_usage_errors_are_one_line(argv: list[str], word: str, capsys) -> None:
