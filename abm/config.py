@@ -838,7 +838,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
     return data
 
 
-def _format_error(exc: ValidationError, source: str) -> str:
+def _format_error(exc: ValidationError, source: str, data: Any = None) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
     loc = loc.replace(".national_policy_change", "").replace(".funding_cut", "")
@@ -859,11 +859,24 @@ def _format_error(exc: ValidationError, source: str) -> str:
         said += [f"allowed here: {', '.join(allowed)}"] if 0 < len(allowed) <= 16 else []
         return f"{source}: {'; '.join(said)} (every key: docs/config_reference.md)"
     if err["type"] == "missing":
-        return f"{source}: missing required key '{loc}'"
+        return f"{source}: missing required key '{loc}'{_new_entry_hint(loc.split('.'), data)}"
     shown = "" if isinstance(value, dict) or value is None else f" = {value!r}"
     where = f"'{loc}'{shown}: " if loc else ""
     extra = f" ({len(exc.errors()) - 1} more problem(s) after fixing this one)" if len(exc.errors()) > 1 else ""
     return f"{source}: {where}{msg}{extra}"
+
+
+def _new_entry_hint(parts: list[str], data: Any) -> str:
+    """For a key missing inside a named entry (`wards.<name>.share`): the entries there are, since a
+    misspelled name starts a new entry, which then needs every required key."""
+    if len(parts) < 3 or not isinstance(data, dict) or not isinstance(data.get(parts[0]), dict):
+        return ""
+    names = [str(k) for k in data[parts[0]] if k != parts[1]]
+    if not names or len(names) > 30:
+        return ""
+    close = difflib.get_close_matches(parts[1], names, n=1)
+    mean = f"did you mean '{close[0]}'? " if close else ""
+    return f" ('{parts[1]}' is a new entry in {parts[0]}; {mean}the others: {', '.join(names)})"
 
 
 def _models_in(tp: Any) -> tuple[list[type[BaseModel]], bool]:
@@ -1139,7 +1152,7 @@ def validate(data: dict[str, Any], source: str = "config") -> Config:
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc, source)) from None
+        raise ConfigError(_format_error(exc, source, data)) from None
     try:
         check_memory(cfg)
     except ConfigError as exc:

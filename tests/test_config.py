@@ -56,6 +56,7 @@ def test_digest_ignores_seed_but_not_parameters():
         (["effort.budgett=3"], "unknown key 'effort.budgett'; did you mean 'budget'?"),
         (["effort.budgett=3"], "allowed here: adaptive_strength, budget, policy, shares, staff_focus, ward_targeting"),
         (["wards.grangetown.sharee=0.2"], "did you mean 'share'?"),  # inside a ward the user named
+        (["wards.grangtown.cultural_alignment=0.3"], "'grangtown' is a new entry in wards; did you mean 'grangetown'?"),
         (
             ["events=[{type: funding_cut, week: 3, factor: 0.5, fator: 1}]"],
             "did you mean 'factor'?; allowed here: factor, type, week",
