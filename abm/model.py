@@ -7,7 +7,7 @@ network. State lives in arrays (`model.state`, `model.ties`); each week runs the
 Example:
     >>> from abm import CommonPurposeModel
     >>> model = CommonPurposeModel(rng=3, steps=20)
-    >>> model.run()
+    >>> _ = model.run()  # (returns the model, for chaining)
     >>> df = model.model_frame()
     >>> len(df), model.week
     (21, 20)
@@ -118,6 +118,10 @@ STEP_ORDER: tuple[Stage, ...] = (
 
 #: Activity codes as the event log names them.
 _ACTIVITY_NAMES = {v: k.replace("collaborative", "collaborative working") for k, v in ACTIVITY_CODE.items()}
+
+
+#: The model-table figures readable as attributes (`model.acting_share`): see `__getattr__`.
+_FIGURES = frozenset(MODEL_COLUMNS) - {"step"}
 
 
 def _metric(model: CommonPurposeModel, key: str) -> float:
@@ -306,6 +310,21 @@ class CommonPurposeModel(mesa.Model):
     def agent_at(self, index: int) -> Stakeholder:
         """The Mesa agent for an array index (agent.unique_id is index + 1)."""
         return self._agents_by_index[index]
+
+    def __getattr__(self, name: str) -> Any:
+        """This week's figures by name, as Mesa's string reporters read them.
+
+        Example:
+            >>> m = CommonPurposeModel(rng=1)
+            >>> dc = mesa.DataCollector(model_reporters={"cp": "common_purpose_share"})
+            >>> dc.collect(m); m.common_purpose_share == m.latest["common_purpose_share"]
+            True
+        """
+        if name in _FIGURES:  # only called when ordinary look-up fails: real attributes come first
+            latest = self.__dict__.get("latest")
+            if latest:
+                return latest[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # --- running ----------------------------------------------------------------------------
     @property

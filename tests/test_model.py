@@ -108,6 +108,22 @@ def test_datacollector_model_and_agent_reporters():
     assert len(custom.get_agent_vars_dataframe()) == model.state.n
 
 
+def test_a_users_datacollector_takes_figures_by_name():
+    """`model_reporters={"cp": "common_purpose_share"}` as Mesa users write it: the model's figures
+    read as attributes; anything else is still an AttributeError."""
+    model = CommonPurposeModel(rng=4, overrides={**SMALL, "steps": 5})
+    dc = mesa.DataCollector(model_reporters={"cp": "common_purpose_share", "vision": "mean_vision"})
+    for _ in range(5):
+        model.step()
+        dc.collect(model)
+    mv = dc.get_model_vars_dataframe()
+    frame = model.model_frame()
+    assert mv["cp"].tolist() == frame["common_purpose_share"].iloc[1:].tolist()
+    assert mv["vision"].tolist() == frame["mean_vision"].iloc[1:].tolist()
+    with pytest.raises(AttributeError, match="no attribute 'mean_visoin'"):
+        _ = model.mean_visoin
+
+
 def test_mesa_batch_run_sweeps_keyword_parameters():
     results = mesa.batch_run(
         CommonPurposeModel,
