@@ -1387,7 +1387,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="the small suite for CI (about 2 minutes on 2 cores); default: the full suite (about 10 minutes on 2)",
+        help="the small suite for CI (under a minute on 2 cores); default: the full suite (about 4 minutes on 2)",
     )
     parser.add_argument(
         "--out",
