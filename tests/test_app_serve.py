@@ -71,6 +71,19 @@ def test_the_ping_timeout_applies_to_the_server_solara_builds(monkeypatch: pytes
     monkeypatch.setattr(os, "environ", {"SOLARA_KERNEL_CULL_TIMEOUT": "10m"})
     serve.main(["--port", "0", "--production"])
     assert seen == [["run", str(serve.APP), "--port", "0", "--production"]]
-    assert os.environ == {"SOLARA_KERNEL_CULL_TIMEOUT": "10m", "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False"}
+    assert os.environ == {
+        "SOLARA_KERNEL_CULL_TIMEOUT": "10m",
+        "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False",
+        "SOLARA_THEME_TITLE": serve.TAB_TITLE,
+    }
     assert uvicorn.Config(app="app:app").ws_ping_timeout == serve.WS_PING_TIMEOUT_S
     assert uvicorn.Config(app="app:app", ws_ping_timeout=5.0).ws_ping_timeout == 5.0
+
+
+def test_the_tab_is_named_before_the_app_draws(tmp_path: Path) -> None:
+    """The HTML the server sends first (shown while the app loads) names the tab after the model."""
+    import urllib.request
+
+    with serving(tmp_path / "server.log") as url, urllib.request.urlopen(url, timeout=60) as page:
+        html = page.read().decode()
+    assert f"<title>{serve.TAB_TITLE}</title>" in html

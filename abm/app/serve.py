@@ -11,8 +11,9 @@ takes the same options as `solara run` (`make app` runs it). What it changes, an
   "Loading app" (measured: 1 or 2 of 30 pages opened at once on one machine). Here the answer
   may take `WS_PING_TIMEOUT_S`; a page that has really gone is still noticed (and its run freed
   after the kernel cull timeout).
-- Telemetry is off and the kernel cull timeout is 1 hour unless the environment says otherwise
-  (`SOLARA_TELEMETRY_MIXPANEL_ENABLE`, `SOLARA_KERNEL_CULL_TIMEOUT`).
+- Telemetry is off, the kernel cull timeout is 1 hour and the browser tab is named "Common purpose"
+  from the first byte (30 tabs of "Solara" are hard to tell apart) unless the environment says
+  otherwise (`SOLARA_TELEMETRY_MIXPANEL_ENABLE`, `SOLARA_KERNEL_CULL_TIMEOUT`, `SOLARA_THEME_TITLE`).
 
 `solara run app.py` still works; it just keeps Solara's defaults.
 """
@@ -26,12 +27,15 @@ from pathlib import Path
 #: Seconds a browser may take to answer the server's websocket ping (uvicorn's default: 20).
 WS_PING_TIMEOUT_S = 180.0
 APP = Path(__file__).resolve().parents[2] / "app.py"
+#: The page's title before the app has drawn (the page then sets its own, longer one).
+TAB_TITLE = "Common purpose"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run `solara run app.py ARGV...` with the settings above (never returns normally)."""
     os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")
     os.environ.setdefault("SOLARA_KERNEL_CULL_TIMEOUT", "1h")
+    os.environ.setdefault("SOLARA_THEME_TITLE", TAB_TITLE)
     import solara.__main__ as solara_cli
     import uvicorn
 
