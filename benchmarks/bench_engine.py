@@ -17,7 +17,8 @@ Each model measurement also reports CPU seconds (`cpu_seconds_per_step`, `cpu_se
 which a busy machine disturbs less than wall time.
 
 The shared scripts are looked up in `../shared/bench/` beside the repository, else in
-`$ABM_SHARED` (the shared directory, or its `bench/` folder); missing ones are skipped.
+`$ABM_SHARED` (the shared directory, or its `bench/` folder), else in `benchmarks/peers/`
+(verbatim copies, so a clone alone reproduces every figure).
 
 Targets: model within 4x the floor at 100k (floor s/step / model s/step >= 0.25); 282k agents,
 208 steps in under 60 s and under 3 GB peak memory; the default 208 steps in under 1 s; at
@@ -66,11 +67,12 @@ print(json.dumps({"agents": m.state.n, "steps": m.week, "seconds_208": statistic
 
 
 def shared_bench_dir() -> Path | None:
-    """`../shared/bench` beside the repository, else `$ABM_SHARED` (or its `bench/`)."""
+    """`../shared/bench` beside the repository, else `$ABM_SHARED` (or its `bench/`), else `benchmarks/peers`."""
     candidates = [ROOT.parent / "shared" / "bench"]
     env = os.environ.get("ABM_SHARED")
     if env:
         candidates += [Path(env) / "bench", Path(env)]
+    candidates.append(ROOT / "benchmarks" / "peers")
     for c in candidates:
         if (c / "limit_kernel.py").is_file() or (c / "mesa_peer.py").is_file():
             return c
