@@ -746,6 +746,16 @@ _PARSED: dict[tuple[str, int, int], dict[str, Any]] = {}
 _PARSED_MAX = 64
 
 
+def _missing_hint(path: Path) -> str:
+    """What to say after 'file not found': the closest preset's name, and where the list is."""
+    names = presets()
+    by_short = {n.rsplit("/", 1)[-1]: n for n in names}
+    stem = path.stem if path.suffix in (".yaml", ".yml") else path.name
+    close = difflib.get_close_matches(stem, [*names, *by_short], n=1)
+    mean = f"did you mean '{by_short.get(close[0], close[0])}'? " if close else ""
+    return f" (not a file, nor one of the {len(names)} presets; {mean}`abm presets` lists them)"
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     """A scenario file's mapping (a fresh copy: callers change it), parsed again only when the file changes."""
     try:
@@ -755,7 +765,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         key = None
     if key is not None and key in _PARSED:
         return copy.deepcopy(_PARSED[key])
-    hint = "" if path.exists() else f" (give a YAML path or a preset: {', '.join(presets())})"
+    hint = "" if path.exists() else _missing_hint(path)
     data = read_yaml_file(path, missing=f"file not found{hint}")[1]
     if key is not None:
         if len(_PARSED) >= _PARSED_MAX:
@@ -788,6 +798,8 @@ def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if not isinstance(parent, str):
         raise ConfigError(f"{path}: 'extends' must be a file name, got {parent!r}")
     parent_path = (path.parent / parent) if (path.parent / parent).exists() else resolve_path(parent)
+    if not parent_path.exists():
+        raise ConfigError(f"{path}: extends '{parent}': file not found{_missing_hint(parent_path)}")
     return deep_merge(_load_raw(parent_path, (*seen, path)), data)
 
 

@@ -174,3 +174,12 @@ def test_config_reference_is_current():
     script = Path(__file__).resolve().parents[1] / "docs" / "make_config_reference.py"
     proc = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr + " (run: python docs/make_config_reference.py)"
+
+
+def test_a_missing_scenario_suggests_the_closest_preset(tmp_path):
+    with pytest.raises(ConfigError, match=r"did you mean 'south_tees'\? `abm presets` lists them"):
+        load_config("south_teez")
+    child = tmp_path / "mine.yaml"
+    child.write_text("extends: south_teez\nsteps: 3\n")
+    with pytest.raises(ConfigError, match=r"mine.yaml: extends 'south_teez': file not found .*did you mean 'south_tees'"):
+        load_config(child)
