@@ -409,20 +409,25 @@ def _check_header(source: str, name: str, header: list[str]) -> list[str]:
     seen: dict[str, int] = {}
     for i, h in enumerate(header):
         if not h:
-            raise MapError(f"{source}: {name}: column {i + 1} has no name in the header row")
+            raise MapError(f"{_at(source, name)}: column {i + 1} has no name in the header row")
         if h.lower() in seen:
-            raise MapError(f"{source}: {name}: column '{h}' appears twice in the header row")
+            raise MapError(f"{_at(source, name)}: column '{h}' appears twice in the header row")
         seen[h.lower()] = i
     return header
 
 
+def _at(source: str, name: str) -> str:
+    """Where a table's problem is: the file, and the table's name only when it is a part of it."""
+    return source if Path(source).name == name else f"{source}: {name}"
+
+
 def _csv_table(source: str, name: str, data: bytes) -> _Table:
     if b"\x00" in data:
-        raise MapError(f"{source}: {name}: is a binary file, not CSV")
+        raise MapError(f"{_at(source, name)}: is a binary file, not CSV")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise MapError(f"{source}: {name}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
+        raise MapError(f"{_at(source, name)}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
     first = text.split("\n", 1)[0]
     delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -430,7 +435,7 @@ def _csv_table(source: str, name: str, data: bytes) -> _Table:
         header = [h.strip() for h in next(reader, [])]
         header = _check_header(source, name, header)
         if not header:
-            raise MapError(f"{source}: {name}: no header row (the file is empty)")
+            raise MapError(f"{_at(source, name)}: no header row (the file is empty)")
         table = _Table(name, header, typed=False)
         for row in reader:
             if not any(c.strip() for c in row):

@@ -212,8 +212,11 @@ class CommonPurposeModel(mesa.Model):
             cfg = load_config(load_config(config, overrides), extra or None)
         else:
             cfg = load_config(config, {**(overrides or {}), **extra} or None)
-        if isinstance(rng, str):
-            rng = int(rng.strip()) if rng.strip() else None  # Solara's InputText gives strings
+        if isinstance(rng, str):  # Solara's InputText gives strings
+            text = rng.strip()
+            if text and not text.isdigit():
+                raise ValueError(f"rng = {rng!r}: the seed must be a whole number, 0 or more (empty: a fresh one)")
+            rng = int(text) if text else None
         if rng is None:
             rng = cfg.seed if cfg.seed is not None else int(np.random.SeedSequence().entropy % 2**63)
         super().__init__(rng=rng)
