@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -398,6 +399,12 @@ class CommonPurposeModel(mesa.Model):
     def run(self, steps: int | None = None, progress: bool = False) -> CommonPurposeModel:
         """Run `steps` more weeks (default: up to `config.steps`), optionally with a progress bar."""
         todo = (self.config.steps - self.week) if steps is None else steps
+        if steps is None and todo <= 0:
+            warnings.warn(
+                f"run(): already at week {self.week} of the {self.config.steps} configured; "
+                "run(steps=N) runs N more weeks",
+                stacklevel=2,
+            )
         it = range(max(todo, 0))
         if progress:
             from tqdm import tqdm

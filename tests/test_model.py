@@ -159,3 +159,10 @@ def test_whole_population_scale_config_builds_quickly_enough_to_be_usable():
     )
     model.run()
     assert model.state.n > 30_000 and model.ties.count > 3 * model.state.n
+
+
+def test_run_again_after_the_end_says_how_to_go_on():
+    model = CommonPurposeModel(rng=2, overrides={**SMALL, "steps": 3}).run()
+    with pytest.warns(UserWarning, match=r"already at week 3 of the 3 configured; run\(steps=N\)"):
+        model.run()
+    assert model.run(2).week == 5
