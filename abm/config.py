@@ -863,7 +863,7 @@ def _format_error(exc: ValidationError, source: str, data: Any = None) -> str:
         value = _dig(value, key.split(".")) if isinstance(value, dict) else value
     if err["type"] == "extra_forbidden":
         raw = [str(p) for p in err["loc"] if not str(p).startswith("function-after")]
-        allowed = _allowed_keys(raw[:-1])
+        allowed = allowed_keys(raw[:-1])
         bad = loc.rsplit(".", 1)[-1]
         close = difflib.get_close_matches(bad, allowed, n=1)
         said = [f"unknown key '{loc}'"]
@@ -904,17 +904,25 @@ def _models_in(tp: Any) -> tuple[list[type[BaseModel]], bool]:
     return found, container or origin in (dict, list)
 
 
-def _allowed_keys(parts: list[str]) -> list[str]:
-    """The keys the schema allows in the section at `parts` (a dotted location, split), if known."""
-    models: list[type[BaseModel]] = [Config]
+def allowed_keys(parts: list[str], root: type[BaseModel] | None = None) -> list[str]:
+    """The keys a schema allows in the section at `parts` (a dotted location, split), if known.
+
+    Names of the user's own (a ward, an organisation) and list indices are stepped over; in a
+    tagged union (events, sweep designs) a part naming a branch's tag narrows to that branch.
+
+    Example:
+        >>> allowed_keys(["effort", "shares"])
+        ['collaborative', 'embedding', 'engagement', 'insight', 'leadership']
+    """
+    models: list[type[BaseModel]] = [root or Config]
     skip = False
     for part in parts:
-        if skip:  # a name of the user's (a ward, an organisation) or a list index
+        if skip:
             skip = False
             continue
         field = next((m.model_fields[part] for m in models if part in m.model_fields), None)
-        if field is None:  # an event's type, as pydantic names the branch of the union it tried
-            models = [m for m in models if part in typing.get_args(m.model_fields.get("type", Field()).annotation)]
+        if field is None:  # a branch's tag, as pydantic names the branch of the union it tried
+            models = [m for m in models if any(part in _literal_args(f.annotation) for f in m.model_fields.values())]
             if not models:
                 return []
             continue
@@ -922,6 +930,10 @@ def _allowed_keys(parts: list[str]) -> list[str]:
         if not models:
             return []
     return sorted({name for m in models for name in m.model_fields})
+
+
+def _literal_args(tp: Any) -> tuple[Any, ...]:
+    return typing.get_args(tp) if typing.get_origin(tp) is Literal else ()
 
 
 def _dig(data: dict[str, Any], keys: list[str]) -> Any:

@@ -83,6 +83,7 @@ from abm import designs
 from abm.config import (
     Config,
     ConfigError,
+    allowed_keys,
     apply_overrides,
     estimate_memory,
     load_config,
@@ -421,7 +422,7 @@ def _format_validation(exc: ValidationError, source: str) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     more = f" ({len(exc.errors()) - 1} more problem(s) after this one)" if len(exc.errors()) > 1 else ""
     if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(err["loc"])
+        allowed = allowed_keys([str(p) for p in err["loc"][:-1]], SweepSpec)
         hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
         return f"{source}: unknown key '{loc}'{hint}{more}"
     if err["type"] == "missing":
@@ -430,28 +431,6 @@ def _format_validation(exc: ValidationError, source: str) -> str:
     shown = "" if isinstance(value, (dict, list)) or value is None else f" = {value!r}"
     where = f"'{loc}'{shown}: " if loc else ""
     return f"{source}: {where}{msg}{more}"
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] | None = SweepSpec
-    parts = [str(p) for p in loc[:-1]]
-    i = 0
-    while model is not None and i < len(parts):
-        part = parts[i]
-        if model is SweepSpec and part == "parameters":
-            model, i = Parameter, i + 2
-            continue
-        if model is SweepSpec and part == "design":
-            method = parts[i + 1] if i + 1 < len(parts) else ""
-            model = {"grid": GridDesign, "lhs": LHSDesign, "morris": MorrisDesign, "sobol": SobolDesign}.get(method)
-            i += 2
-            continue
-        info = model.model_fields.get(part)
-        ann = getattr(info, "annotation", None) if info else None
-        nested = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)]
-        model = nested[0] if nested else None
-        i += 1
-    return list(model.model_fields) if model is not None else []
 
 
 def _read_sweep_yaml(path: Path) -> tuple[str, dict[str, Any]]:
