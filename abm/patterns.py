@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -428,6 +429,21 @@ PATTERNS: dict[str, Callable[..., PatternResult]] = {
 }
 
 
-def check(name: str, seeds: Iterable[int] = range(8), workers: int = 1) -> PatternResult:
-    """Run one pattern's comparison over the given replicate seeds."""
-    return PATTERNS[name](list(seeds), workers=workers)
+def check(name: str, seeds: Iterable[int] | None = None, workers: int = 1) -> PatternResult:
+    """Run one pattern's comparison over the given replicate seeds.
+
+    Args:
+        name: "P1" to "P9".
+        seeds: replicate seeds; default 0-7, or as many as the criterion needs (`MIN_SEEDS`: P8 16).
+            Fewer than `MIN_SEEDS` runs anyway, with a warning: a true null may then fail by chance.
+        workers: processes to run the scenarios on.
+    """
+    need = MIN_SEEDS.get(name, 0)
+    seeds = list(range(max(8, need)) if seeds is None else seeds)
+    if len(seeds) < need:
+        warnings.warn(
+            f"{name} with {len(seeds)} seeds: its criterion needs at least {need} (MIN_SEEDS) to have the power "
+            "it states; with fewer a true null can fail by chance",
+            stacklevel=2,
+        )
+    return PATTERNS[name](seeds, workers=workers)

@@ -20,3 +20,15 @@ def test_pattern(name):
     result = check(name, seeds=range(4 if name == "P9" else max(SEEDS, MIN_SEEDS.get(name, 0))))
     print(result.line(), result.criterion, result.extra)
     assert result.passed, f"{result.line()} | criterion: {result.criterion} | {result.extra} | {result.values}"
+
+
+def test_check_uses_enough_seeds_by_default_and_warns_below(monkeypatch):
+    """A pattern is never checked by default with fewer seeds than its criterion has power for."""
+    seen: dict[str, list[int]] = {}
+    for name in ("P1", "P8"):
+        monkeypatch.setitem(PATTERNS, name, lambda seeds, workers, _n=name: seen.setdefault(_n, seeds))
+    check("P1")
+    check("P8")
+    assert seen == {"P1": list(range(8)), "P8": list(range(MIN_SEEDS["P8"]))}
+    with pytest.warns(UserWarning, match=r"P8 with 4 seeds: its criterion needs at least 16"):
+        check("P8", seeds=range(4))
