@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -373,6 +374,18 @@ def logistic(x: np.ndarray, lo: float, hi: float, mid: float, scale: float) -> n
     return lo + (hi - lo) / (1.0 + np.exp(-(x - mid) / scale))
 
 
+def rise_region(mid: float, scale: float) -> tuple[float, float]:
+    """The tipping region of a logistic with midpoint `mid` and scale `scale`: where it rises from
+    10% to 90% of the way between its levels, mid -/+ |scale| ln 9 (as `abm sweep report` shows it).
+
+    Example:
+        >>> [round(v, 2) for v in rise_region(50.0, 10.0)]
+        [28.03, 71.97]
+    """
+    half = abs(scale) * math.log(9)
+    return (mid - half, mid + half)
+
+
 def p9(seeds, workers=1, budgets=(0, 10, 20, 30, 40, 50, 60, 80, 100, 140)) -> PatternResult:
     from scipy.optimize import curve_fit
 
@@ -405,13 +418,13 @@ def p9(seeds, workers=1, budgets=(0, 10, 20, 30, 40, 50, 60, 80, 100, 140)) -> P
         "(scale) under a quarter of the range",
         {"budget": [float(b) for b in budgets], "mean_cp": means},
         sse_lin / max(sse_log, 1e-12),
-        (mid - 2 * scale, mid + 2 * scale),
+        rise_region(mid, scale),
         bool(better and interior),
         {
             "logistic": par.tolist(),
             "sse_linear": sse_lin,
             "sse_logistic": sse_log,
-            "tipping_region": (mid - 2 * scale, mid + 2 * scale),
+            "tipping_region": rise_region(mid, scale),
         },
     )
 

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from abm.io import DiskFullError, check_out_dir, format_bytes, free_bytes, is_disk_full
+from abm.patterns import rise_region
 from abm.sweep import (
     FINAL_METRICS,
     KEY_COLUMNS,
@@ -68,6 +69,8 @@ class _Page:
     title: str
     sections: list[str] = field(default_factory=list)
     figures: dict[str, bytes] = field(default_factory=dict)
+    #: tables also written as CSV files beside the figures (the sensitivity indices, for papers)
+    data: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def figure(self, name: str, fig: Any, caption: str) -> None:
         buf = io.BytesIO()
@@ -191,11 +194,13 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None, outcomes:
     try:  # index.html last: the page never points at a figure not yet written
         for fname, data in page.figures.items():
             write_atomic(report_dir / f"{fname}.png", data, sync=False)
+        for fname, frame in page.data.items():
+            write_atomic(report_dir / f"{fname}.csv", frame.to_csv(index=False).encode("utf-8"), sync=False)
         write_atomic(index, page.html().encode("utf-8"), sync=False)
     except OSError as exc:
         if not is_disk_full(exc):
             raise
-        need = sum(len(d) for d in page.figures.values()) + len(page.html())
+        need = sum(len(d) for d in page.figures.values()) + len(page.html()) + 100 * sum(map(len, page.data.values()))
         raise DiskFullError(
             f"disk full writing {exc.filename or report_dir}: the report needs about {format_bytes(need)}, "
             f"{format_bytes(free_bytes(report_dir))} free there; the sweep is untouched: free some space "
@@ -375,7 +380,7 @@ def fit_tipping(
         if len(boots) >= n_boot // 2:
             x0_low, x0_high = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
             how = f"bootstrap over {len(members)} replicates"
-    a, b = sorted((x0 - abs(s) * math.log(9), x0 + abs(s) * math.log(9)))
+    a, b = rise_region(x0, s)
     return {
         "x0": x0,
         "x0_low": x0_low,
@@ -644,6 +649,17 @@ def _morris_section(
         ax2.grid(alpha=0.25)
         page.figure(f"morris_{_slug(outcome)}", fig, f"Morris mu* (bootstrap 95% CI) and sigma for {outcome}, ranked.")
         page.table(rows)
+        page.data[f"morris_{_slug(outcome)}"] = pd.DataFrame(
+            {
+                "parameter": [r["parameter"] for r in rows],
+                "mu_star": [r["mu*"] for r in rows],
+                "mu_star_conf95": [r["mu* 95% CI ±"] for r in rows],
+                "mu": [r["mu"] for r in rows],
+                "sigma": [r["sigma"] for r in rows],
+                "noise_floor": floor,
+                "above_noise": [r["above noise"] == "yes" for r in rows],
+            }
+        )
         if math.isfinite(floor):
             page.para(
                 f"Noise floor: replicate spread alone (within-point SD {within_sd:.3g}, {spec.replicates} replicates) "
@@ -732,6 +748,26 @@ def _sobol_section(
         ax.grid(alpha=0.25, axis="x")
         page.figure(f"sobol_{_slug(outcome)}", fig, f"Sobol total and first-order indices for {outcome}, ranked by ST.")
         page.table(rows)
+        table = pd.DataFrame(
+            {
+                "parameter": [r["parameter"] for r in rows],
+                "ST": [r["ST"] for r in rows],
+                "ST_conf95": [r["ST 95% CI ±"] for r in rows],
+                "S1": [r["S1"] for r in rows],
+                "S1_conf95": [r["S1 95% CI ±"] for r in rows],
+            }
+        )
+        if design.second_order and "S2" in res:  # one row per pair after the parameters' rows
+            i, j = np.triu_indices(d, 1)
+            pairs = pd.DataFrame(
+                {
+                    "parameter": [f"{names[a]} x {names[b]}" for a, b in zip(i, j, strict=True)],
+                    "S2": np.asarray(res["S2"])[i, j],
+                    "S2_conf95": np.asarray(res["S2_conf"])[i, j],
+                }
+            )
+            table = pd.concat([table, pairs], ignore_index=True)
+        page.data[f"sobol_{_slug(outcome)}"] = table
         if design.second_order and "S2" in res:
             pairs = []
             for i in range(d):

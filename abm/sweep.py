@@ -58,6 +58,8 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as metadata_version
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -92,7 +94,7 @@ from abm.config import (
     resolve_path,
     validate,
 )
-from abm.io import DiskFullError, check_out_dir, format_bytes, free_bytes, is_disk_full
+from abm.io import DiskFullError, check_out_dir, format_bytes, free_bytes, is_disk_full, versions
 from abm.metrics import GROUP_METRICS, MODEL_COLUMNS
 
 DEFAULT_MODEL = "abm.model:CommonPurposeModel"
@@ -238,8 +240,17 @@ class LHSDesign(_Strict):
 class MorrisDesign(_Strict):
     method: Literal["morris"]
     trajectories: int = Field(10, ge=2, le=HARD_MAX_RUNS, description="r: runs = r (D + 1)")
-    levels: int = Field(4, ge=2, le=1000, description="grid levels per parameter (even numbers are usual)")
+    levels: int = Field(4, ge=2, le=1000, description="grid levels per parameter, an even number")
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
+
+    @field_validator("levels")
+    @classmethod
+    def _even(cls, p: int) -> int:
+        # SALib's step is p / (2 (p - 1)) of the range: on the p-level grid only when p is even
+        # (levels 3 gives steps of 0.75 on a 0, 0.5, 1 grid: a biased, degenerate design)
+        if p % 2:
+            raise ValueError(f"must be an even number for Morris sampling (got {p}; try {p - 1} or {p + 1})")
+        return p
 
 
 class SobolDesign(_Strict):
@@ -679,6 +690,13 @@ def load_sweep(path: str | Path, trust_models: Iterable[str] = ()) -> Sweep:
         except ConfigError as exc:
             shown = ", ".join(f"{n}={_fmt(v)}" for n, v in zip(names, values, strict=True))
             msg = str(exc).removeprefix("config: ")
+            fractional = [
+                n
+                for n, v in zip(names, values, strict=True)
+                if isinstance(v, float) and not v.is_integer() and spec.parameters[n].values is None
+            ]
+            if fractional and "integer" in msg:  # a range sampled over a whole-number setting
+                msg += f" (a range over whole numbers needs `integer: true`: parameters.{fractional[0]})"
             raise SweepError(f"{source}: design point {i} ({shown}): {msg}") from None
         digests.append(cfg.digest())
         peak_bytes = max(peak_bytes, estimate_memory(cfg).bytes)
@@ -735,6 +753,18 @@ def _generate_points(spec: SweepSpec) -> tuple[list[tuple[Any, ...]], np.ndarray
 
 #: Package modules that do not change a run's results (left out of the code fingerprint).
 NOT_ENGINE = frozenset({"sweep.py", "report.py", "designs.py", "cli.py", "bench.py", "__main__.py"})
+
+
+@functools.cache
+def package_versions() -> dict[str, str]:
+    """`abm.io.versions()` plus the sweep's own libraries (SALib, dask) where installed (cached)."""
+    out = versions()
+    for key, dist in (("SALib", "salib"), ("dask", "dask"), ("distributed", "distributed")):
+        try:
+            out[key] = metadata_version(dist)
+        except PackageNotFoundError:
+            out[key] = "not installed"
+    return out
 
 
 @functools.cache
@@ -892,6 +922,7 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
             "config_digest": cfg.digest(),
             "model": task["model"],
             "code": code_fingerprint(),
+            "versions": package_versions(),  # per run: Dask workers may differ from the driver
             "weeks": int(getattr(model, "week", -1)),
             "agents": int(model.state.n) if hasattr(model, "state") else None,
             "finals": finals,
@@ -1227,7 +1258,12 @@ def _lock(out: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (batch schedulers, `kill`) stops the sweep like Ctrl-C: finished runs are kept."""
+    """SIGTERM (batch schedulers, `kill`) and SIGINT stop the sweep like Ctrl-C: finished runs are kept.
+
+    SIGINT gets the handler too: a sweep started in the background by a non-interactive shell
+    (`abm sweep ... &` in a script) inherits SIGINT as ignored, and Python then installs no
+    Ctrl-C handler of its own, so `kill -INT` would be ignored.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -1235,11 +1271,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @contextlib.contextmanager
@@ -1697,6 +1734,9 @@ def _write_state(
         "driver_peak_rss_mb": round(result.driver_peak_rss_mb, 1),
         "status": status,
         "code": code_fingerprint(),
+        "versions": package_versions(),
+        "platform": platform.platform(),
+        "command": sys.argv,
     }
     state = {
         "name": sweep.name,

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import mesa
 import numpy as np
 import pandas as pd
 import psutil
@@ -215,8 +216,11 @@ def test_summary_contents(reference: Path) -> None:
     assert len(ward_final) == 5 and set(ward_final["metric"]) == {"acting_share"}
     meta = read_run_meta(next((reference / "runs").glob("*.parquet")))
     assert meta["weeks"] == 10 and set(meta["params"]) == {"effort.budget", "national.structural_cap"}
+    assert meta["versions"]["numpy"] == np.__version__ and "SALib" in meta["versions"]  # per run (Dask workers)
     state = json.loads((reference / "sweep.json").read_text())
     assert state["status"] == "complete" and state["finished_runs"] == 24
+    last = state["history"][-1]
+    assert last["versions"]["mesa"] == mesa.__version__ and last["platform"] and last["command"]
 
 
 def test_same_sweep_twice_is_identical(reference: Path, tmp_path: Path) -> None:
@@ -286,6 +290,37 @@ def test_sigkill_mid_sweep_then_resume(reference: Path, tmp_path: Path) -> None:
     # Same numbers as the uninterrupted sweep (the ids differ: they include the model factory).
     a, b = summary(out).drop(columns="run_id"), summary(reference).drop(columns="run_id")
     pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_a_background_sweep(sig: int, tmp_path: Path) -> None:
+    """SIGTERM, and SIGINT even when inherited as ignored (a sweep started with `&` from a script),
+    stop the sweep like Ctrl-C: exit 130, finished runs kept, status 'interrupted'."""
+    path = write(tmp_path, GRID + "model: tests.test_sweep:SlowModel\n")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "abm", "sweep", str(path), "--out", str(out), "--workers", "2"]
+    proc = subprocess.Popen(
+        [*cmd, "--trust-model", "tests"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as a non-interactive shell's `&`
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(list((out / "runs").glob("*.parquet"))) < 2:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the sweep did not start"
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, proc.communicate()
+    state = json.loads((out / "sweep.json").read_text())
+    assert state["status"] == "interrupted" and 2 <= state["finished_runs"] < 24
 
 
 def test_failing_run_is_logged_and_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
@@ -373,6 +408,11 @@ BAD = {
         ["high = 2", "influence.rate"],
     ),
     "sobol N not a power of two": (sampled("sobol", "samples: 12", PARAMS3), ["power of two"]),
+    "whole-number setting sampled without integer": (
+        sampled("lhs", "samples: 4", "  network.resident_degree: {low: 2, high: 10}\n"),
+        ["network.resident_degree", "integer: true"],
+    ),
+    "odd morris levels": (sampled("morris", "trajectories: 4, levels: 3", PARAMS3), ["levels", "even", "try 2 or 4"]),
     "range in a grid": (GRID.replace("[0, 40, 80, 120]", "{low: 0, high: 120}"), ["a grid needs"]),
     "value list in a morris design": (sampled("morris", "trajectories: 4", "  effort.budget: [1, 2]\n"), ["range"]),
     "the seed as a parameter": (GRID.replace("effort.budget:", "seed:"), ["seed is set by the sweep"]),
@@ -453,6 +493,9 @@ def test_report_morris_and_sobol(tmp_path: Path) -> None:
     text = page.read_text()
     assert "Morris screening" in text and "mu* 95% CI" in text and "noise floor" in text.lower()
     assert (tmp_path / "morris" / "report" / "morris_mean_vision.png").exists()
+    indices = pd.read_csv(tmp_path / "morris" / "report" / "morris_mean_vision.csv")  # for papers: the figures as data
+    assert list(indices.columns[:3]) == ["parameter", "mu_star", "mu_star_conf95"] and len(indices) == 3
+    assert indices["mu_star"].is_monotonic_decreasing
 
     sobol_text = MORRIS.replace("{method: morris, trajectories: 4, levels: 4}", "{method: sobol, samples: 8}")
     sobol = load_sweep(write(tmp_path, sobol_text.replace("replicates: 2", "replicates: 1"), "sobol.yaml"))
@@ -460,6 +503,9 @@ def test_report_morris_and_sobol(tmp_path: Path) -> None:
     run_sweep(sobol, tmp_path / "sobol", workers=0, say=quiet)
     text = write_report(tmp_path / "sobol").read_text()
     assert "Sobol indices" in text and "ST 95% CI" in text and "second-order" in text
+    indices = pd.read_csv(tmp_path / "sobol" / "report" / "sobol_mean_vision.csv")
+    assert {"parameter", "ST", "ST_conf95", "S1", "S1_conf95", "S2", "S2_conf95"} <= set(indices.columns)
+    assert len(indices) == 3 + 3  # three parameters, then their three pairs
 
 
 def test_tipping_fit_recovers_a_known_curve() -> None:
