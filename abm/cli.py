@@ -56,6 +56,7 @@ from abm.config import (
     MAX_AGENTS,
     Config,
     ConfigError,
+    ScenarioWarning,
     load_config,
     memory_estimate,
     presets,
@@ -259,12 +260,14 @@ def _load(config: str, sets: list[str], network: str | None = None) -> Config:
 
 @contextlib.contextmanager
 def _map_warnings() -> Iterator[None]:
-    """Print the map's fix-ups (MapWarning) as one line each, once the block succeeds."""
+    """Print the map's fix-ups (MapWarning) and the scenario's oddities (ScenarioWarning) as one
+    line each, once the block succeeds."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MapWarning)
+        warnings.simplefilter("always", ScenarioWarning)
         yield
     for w in caught:
-        if issubclass(w.category, MapWarning):
+        if issubclass(w.category, (MapWarning, ScenarioWarning)):
             print(f"{PROG}: warning: {_one_line(w.message)}", file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
@@ -342,7 +345,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     sweep = load_sweep(args.sweep_file, trust_models=args.trust_model)
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{Path(args.sweep_file).stem}"
-    result = run_sweep(sweep, out, workers=args.workers, scheduler=args.scheduler, window=args.window)
+    with _map_warnings():
+        result = run_sweep(sweep, out, workers=args.workers, scheduler=args.scheduler, window=args.window)
     done = f"{result.finished:,} of {result.unique_runs:,} runs finished"
     if result.interrupted:
         print(

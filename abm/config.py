@@ -57,6 +57,11 @@ class ConfigError(ValueError):
     """A configuration problem, phrased as one line for the user."""
 
 
+class ScenarioWarning(UserWarning):
+    """Something in a scenario that runs but will not do what it seems to ask (one line): an event
+    after the last week, more leavers than holders of a role, ..."""
+
+
 def _is_number_type(tp: Any) -> bool:
     """True for int and float, optionally with None (pydantic would read true/false as 1/0 for them)."""
     if tp in (int, float):
@@ -514,15 +519,38 @@ class Config(Strict):
                 raise ValueError(f"effort.ward_targeting: unknown ward '{key}' (allowed: {sorted(self.wards)})")
         for role in self.turnover.protect_roles:
             check_roles("turnover.protect_roles", [role])
+        joined: dict[str, int] = {}
         for i, event in enumerate(self.events):
             if isinstance(event, PartnerJoins):
                 check_roles(f"events.{i}.staff", event.staff)
                 check_wards(f"events.{i}.wards", event.wards)
+                if event.name in joined:  # (names already in the population are checked when it is built)
+                    raise ValueError(
+                        f"events.{i}.name = '{event.name}': events.{joined[event.name]} already brings in a "
+                        "partner of that name (each organisation needs its own name)"
+                    )
+                joined[event.name] = i
             if isinstance(event, LeaderLeaves):
                 check_roles(f"events.{i}.role", [event.role])
         share = sum(c.share for c in self.communities.values() if c.members == "residents")
         if share > 1.0 + 1e-9:
             raise ValueError(f"communities: resident shares sum to {share:.3f}, more than 1")
+        net = self.network
+        if net.generator != "south_tees" and not net.source and net.mean_degree > net.agents - 1:
+            raise ValueError(
+                f"network.mean_degree = {net.mean_degree:g}: more than network.agents - 1 = {net.agents - 1} "
+                "(everyone tied to everyone else)"
+            )
+        if (
+            net.generator == "ring_lattice"
+            and not net.source
+            and (net.mean_degree % 2 or net.mean_degree != int(net.mean_degree))
+        ):
+            k = int(net.mean_degree) // 2 * 2
+            raise ValueError(
+                f"network.mean_degree = {net.mean_degree:g}: a ring lattice needs an even whole number "
+                f"(k / 2 neighbours on each side); try {k} or {k + 2}"
+            )
         if self.network.generator != "south_tees" and self.initial.adopters > self.network.agents:
             raise ValueError(f"initial.adopters = {self.initial.adopters}: more than the {self.network.agents} agents")
         if not self.network.source and self.agent_count() == 0:  # every weekly mean would be 0 / 0

@@ -9,17 +9,50 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from abm.config import FundingCut, LeaderLeaves, NationalPolicyChange, PartnerJoins
+from abm.config import ConfigError, FundingCut, LeaderLeaves, NationalPolicyChange, PartnerJoins, ScenarioWarning
 from abm.network import dedupe
 from abm.state import State, tie_kinds
 from abm.turnover import replace_people
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
+
+
+def check_events(model: CommonPurposeModel) -> None:
+    """Check the scheduled events against the population just built.
+
+    Raises:
+        ConfigError: a partner would join under the name of an organisation already there (its
+            group rows would merge with that organisation's).
+
+    Warns (`ScenarioWarning`, one line each): an event after the run's last week (it never fires),
+    and a `leader_leaves` asking for more people than hold the role (all of them leave) or for a
+    role nobody holds (nothing happens).
+    """
+    cfg = model.config
+    taken = {name.casefold() for name in model.org_names}
+    for i, event in enumerate(cfg.events):
+        where = f"events.{i} ({event.type}, week {event.week})"
+        if isinstance(event, PartnerJoins) and event.name.casefold() in taken:
+            raise ConfigError(
+                f"events.{i}.name = '{event.name}': an organisation of that name is already in the system "
+                "(each organisation needs its own name)"
+            )
+        if event.week > cfg.steps:
+            warnings.warn(
+                ScenarioWarning(f"{where}: after the run's last week ({cfg.steps}), so it never fires"), stacklevel=2
+            )
+        elif isinstance(event, LeaderLeaves) and event.role in model.role_names:
+            holders = int(np.count_nonzero(model.state.role == model.role_names.index(event.role)))
+            if holders < event.count:
+                what = "nobody holds that role: nothing happens" if holders == 0 else f"all {holders} will"
+                text = f"{where}: asks for {event.count} people in role {event.role} to leave; {what}"
+                warnings.warn(ScenarioWarning(text), stacklevel=2)
 
 
 def fire_events(model: CommonPurposeModel) -> None:

@@ -29,6 +29,19 @@ def erdos_renyi_edges(n: int, mean_degree: float, rng: np.random.Generator) -> t
         return np.zeros(0, np.int32), np.zeros(0, np.int32)
     pairs = n * (n - 1) // 2
     m = int(rng.binomial(pairs, min(mean_degree / (n - 1), 1.0)))
+    if m > pairs // 2:  # dense: draw the pairs left out instead (topping up m of them would take ever longer)
+        gone_u, gone_v = _distinct_pairs(n, pairs - m, rng)
+        u, v = np.triu_indices(n, 1)
+        keep = np.ones(pairs, dtype=bool)
+        # pair (a, b), a < b, is entry a * n - a (a + 1) / 2 + b - a - 1 of the upper triangle in row order
+        a, b = gone_u.astype(np.int64), gone_v.astype(np.int64)
+        keep[a * n - a * (a + 1) // 2 + b - a - 1] = False
+        return u[keep].astype(np.int32), v[keep].astype(np.int32)
+    return _distinct_pairs(n, m, rng)
+
+
+def _distinct_pairs(n: int, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """m distinct uniform pairs u < v of 0..n-1 (m at most half of all pairs), sorted."""
     u = np.zeros(0, np.int32)
     v = np.zeros(0, np.int32)
     while u.size < m:  # draw, drop self-loops and repeats, top up (a few rounds at most)

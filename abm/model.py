@@ -34,7 +34,7 @@ from abm.acting import STAGES, LadderWeek, decide_acting, update_ladder
 from abm.activities import ACTIVITY_CODE, culture_gate, run_activities
 from abm.agents import Stakeholder
 from abm.config import Config, load_config
-from abm.events import fire_events
+from abm.events import check_events, fire_events
 from abm.generators import generic_population, seed_initial_state
 from abm.influence import feedback, neighbour_sums, social_influence
 from abm.metrics import MODEL_COLUMNS, Recorder
@@ -225,6 +225,7 @@ class CommonPurposeModel(mesa.Model):
         self.config = cfg
         self.stages = STEP_ORDER
         self._build()
+        check_events(self)
         self.latest: dict[str, float] = {}
         self.events_log: list[dict[str, Any]] = []
         self.leavers_total = 0

@@ -55,6 +55,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,6 +86,7 @@ from abm import designs
 from abm.config import (
     Config,
     ConfigError,
+    ScenarioWarning,
     allowed_keys,
     apply_overrides,
     estimate_memory,
@@ -95,6 +97,7 @@ from abm.config import (
     validate,
 )
 from abm.io import DiskFullError, check_out_dir, format_bytes, free_bytes, is_disk_full, versions
+from abm.mapio import MapWarning
 from abm.metrics import GROUP_METRICS, MODEL_COLUMNS
 
 DEFAULT_MODEL = "abm.model:CommonPurposeModel"
@@ -911,7 +914,16 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
             _set_thread_env()
         outputs = OutputsSpec.model_validate(task["outputs"])
         cfg: Config = validate(task["config"], f"run {task['run_id']}")
-        model = _factory(task["model"])(cfg, rng=task["seed"])
+        with warnings.catch_warnings(record=True) as caught:  # sent to the driver, which says each once
+            warnings.simplefilter("always", MapWarning)
+            warnings.simplefilter("always", ScenarioWarning)
+            model = _factory(task["model"])(cfg, rng=task["seed"])
+        said: set[str] = set()
+        for w in caught:
+            if issubclass(w.category, (MapWarning, ScenarioWarning)):
+                said.add(_one_line(str(w.message)))
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         model.run()
         t_model = time.perf_counter() - t0
         table, finals = collect(model, outputs, task["run_id"])
@@ -933,7 +945,14 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, **PARQUET_OPTIONS)
         data = sink.getvalue().to_pybytes()
-        return {**base, "ok": True, "data": data, "model_seconds": t_model, "task_seconds": time.perf_counter() - t0}
+        return {
+            **base,
+            "ok": True,
+            "data": data,
+            "model_seconds": t_model,
+            "task_seconds": time.perf_counter() - t0,
+            "warnings": sorted(said),
+        }
     except (Exception, SystemExit) as exc:  # a model calling sys.exit() fails its run, not the sweep
         tb = traceback.format_exc().strip().splitlines()
         return {
@@ -1197,6 +1216,8 @@ class SweepResult:
     driver_cpu_seconds: float = 0.0
     driver_peak_rss_mb: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: the scenario's warnings (map fix-ups, events that never fire), each with how many runs gave it
+    warnings: dict[str, int] = field(default_factory=dict)
     requeued: int = 0  # attempts lost with their worker and run again
 
 
@@ -1598,6 +1619,8 @@ def _drive(
             if not is_disk_full(exc):
                 raise
             aborted = aborted or exc
+        for text, runs in result.warnings.items():  # once each, not once per run (the CLI prints them as lines)
+            warnings.warn(ScenarioWarning(f"{text} (in {runs:,} run{'s' if runs != 1 else ''})"), stacklevel=3)
         result.wall_seconds = time.perf_counter() - t0
         result.driver_cpu_seconds = _cpu_seconds() - cpu0
         result.driver_peak_rss_mb = _peak_rss_mb()
@@ -1696,6 +1719,8 @@ def _loop(
                 result.finished += 1
                 result.model_seconds += float(res.get("model_seconds", 0.0))
                 result.worker_overhead_seconds += float(res["task_seconds"]) - float(res.get("model_seconds", 0.0))
+                for text in res.get("warnings", ()):
+                    result.warnings[text] = result.warnings.get(text, 0) + 1
             else:
                 result.failed += 1
                 result.failed_ids.append(run.run_id)

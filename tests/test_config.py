@@ -73,6 +73,18 @@ def test_digest_ignores_seed_but_not_parameters():
         (["effort.ward_targeting.atlantis=2"], "unknown ward 'atlantis'"),
         (["roles.gp.staff=false"], "exactly one role must have staff: false"),
         (
+            ["network.generator=erdos_renyi", "network.agents=1000", "network.mean_degree=5000"],
+            "more than network.agents - 1 = 999",
+        ),
+        (["network.generator=ring_lattice", "network.mean_degree=5"], "needs an even whole number"),
+        (
+            [
+                "events=[{type: partner_joins, week: 2, name: x, sector: housing, staff: {gp: 1}},"
+                " {type: partner_joins, week: 3, name: x, sector: housing, staff: {gp: 1}}]"
+            ],
+            "events.0 already brings in a partner of that name",
+        ),
+        (
             ["population.residents=0", *(f"organisations.{o}.count=0" for o in ORGANISATIONS)],
             "the population is empty",
         ),

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from abm import CommonPurposeModel
-from abm.config import LeaderLeaves, NationalPolicyChange, PartnerJoins, load_config
+from abm.config import ConfigError, LeaderLeaves, NationalPolicyChange, PartnerJoins, ScenarioWarning, load_config
 from abm.events import apply_event
 from abm.residents import baseline_rates
 from abm.state import Ties
@@ -286,6 +286,23 @@ def test_scheduled_events_fire_in_their_week():
     assert model.state.replaced[leaders].sum() >= 2
 
 
+def test_events_that_cannot_do_what_they_ask_are_said_or_refused():
+    """An event after the last week never fires, more leavers than holders: a ScenarioWarning each;
+    a partner named like an organisation already there would merge their group rows: refused."""
+    late = {"week": 30, "type": "funding_cut", "factor": 0.5}
+    many = {"week": 2, "type": "leader_leaves", "count": 500}
+    with pytest.warns(ScenarioWarning) as said:
+        model = CommonPurposeModel(rng=1, overrides={"steps": 10, "events": [late, many]})
+    texts = [str(w.message) for w in said if issubclass(w.category, ScenarioWarning)]
+    assert any("events.0 (funding_cut, week 30): after the run's last week (10)" in t for t in texts), texts
+    assert any("events.1 (leader_leaves, week 2): asks for 500" in t and "all 12 will" in t for t in texts), texts
+    model.run()
+    assert model.model_frame()["effort_budget"].iloc[-1] == model.config.effort.budget  # never fired
+    clash = {"week": 2, "type": "partner_joins", "name": "Council_1", "sector": "housing", "staff": {"gp": 1}}
+    with pytest.raises(ConfigError, match=r"events\.0\.name = 'Council_1': an organisation of that name"):
+        CommonPurposeModel(rng=1, overrides={"events": [clash]})
+
+
 def test_partner_joins_adds_people_ties_and_mesa_agents(small_model):
     before_n, before_ties = small_model.state.n, small_model.ties.count
     text = apply_event(
@@ -323,3 +340,18 @@ def test_group_outputs_of_a_kind_with_no_groups_are_empty_not_an_error():
     model.run()
     assert model.groups_frame().empty
     assert len(model.model_frame()) == 3
+
+
+@pytest.mark.parametrize(("n", "z"), [(200, 6.0), (200, 150.0), (200, 199.0)])
+def test_erdos_renyi_is_g_n_p_sparse_or_dense(n, z):
+    """G(n, p) at any density (a dense graph is drawn as the pairs left out: it used to take forever)."""
+    from abm.generators import erdos_renyi_edges
+
+    degrees = []
+    for seed in range(20):
+        u, v = erdos_renyi_edges(n, z, np.random.default_rng(seed))
+        assert (u < v).all() and np.unique(u.astype(np.int64) * n + v).size == u.size  # simple graph
+        degrees.append(2 * u.size / n)
+    p = z / (n - 1)
+    se = np.sqrt(n * (n - 1) / 2 * p * (1 - p) * 20) * 2 / n / 20  # of the mean degree over 20 graphs
+    assert abs(np.mean(degrees) - z) <= 4 * se + 1e-9, (np.mean(degrees), z)

@@ -323,6 +323,20 @@ def test_signal_stops_a_background_sweep(sig: int, tmp_path: Path) -> None:
     assert state["status"] == "interrupted" and 2 <= state["finished_runs"] < 24
 
 
+def test_scenario_warnings_are_said_once_not_per_run(tmp_path: Path, capsys) -> None:
+    """Warnings raised while each run builds (an event after the last week, a map's fix-ups) reach
+    the driver and are printed once, with how many runs gave them, not as raw Python warnings per run."""
+    write(tmp_path, "extends: south_tees\nevents: [{type: funding_cut, week: 26, factor: 0.5}]\n", "late.yaml")
+    text = GRID.replace("base: south_tees", "base: late.yaml").replace("replicates: 3", "replicates: 1")
+    out = tmp_path / "out"
+    assert main(["sweep", str(write(tmp_path, text)), "--out", str(out), "--workers", "2"]) == 0
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if "warning" in line.lower()]
+    assert said == [
+        "abm: warning: events.0 (funding_cut, week 26): after the run's last week (10), so it never fires (in 8 runs)"
+    ], err
+
+
 def test_failing_run_is_logged_and_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     marker = tmp_path / "fail-now"
     marker.touch()
