@@ -760,3 +760,16 @@ def test_graphml_without_its_namespace_reads(tmp_path: Path) -> None:
     )
     g = read_map(path)
     assert g.number_of_nodes() == 2 and g.number_of_edges() == 1
+
+
+def test_a_map_of_residents_only_runs_as_the_docs_say(tmp_path: Path, capsys) -> None:
+    """docs/maps.md once said such a map is refused (Rules) and that it runs (Limits); it runs."""
+    d = tmp_path / "residents"
+    d.mkdir()
+    (d / "nodes.csv").write_text("Id,Label,Role,Ward\n1,Ann,Resident,grangetown\n2,Bob,Resident,grangetown\n")
+    (d / "edges.csv").write_text("Source,Target\n1,2\n")
+    args = ["run", "south_tees", "--network", str(d), "--set", "events=[]", "--steps", "2", "--seed", "1"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    assert "abm: error" not in capsys.readouterr().err
+    docs = " ".join((Path(__file__).resolve().parent.parent / "docs" / "maps.md").read_text().split())
+    assert "everyone is a resident runs" in docs and "resident is refused" not in docs
