@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from abm.config import MAX_AGENTS, Config, ConfigError, MapMappingSpec
+from abm.io import format_bytes
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -151,6 +152,18 @@ def _plural(k: int, one: str, many: str | None = None) -> str:
     return f"{k:,} {one if k == 1 else (many or one + 's')}"
 
 
+def _over(size: int, limit: int) -> tuple[str, str]:
+    """A size and the limit it exceeds, for people: '21.6 KB' and '1.0 KB'.
+
+    Exact byte counts when the rounded sizes would read the same ('100.0 KB, more than the
+    100.0 KB allowed' says nothing).
+    """
+    shown, allowed = format_bytes(size), format_bytes(limit)
+    if shown == allowed:
+        return f"{size:,} bytes", f"{limit:,} bytes"
+    return shown, allowed
+
+
 # --- reading files -----------------------------------------------------------------------------
 
 
@@ -203,14 +216,18 @@ def _read_bytes(path: Path, max_bytes: int, label: str | Path | None = None) -> 
         raise MapError(f"{label}: is not a regular file (a pipe or a device), not a map file")
     size = info.st_size
     if size > max_bytes:
+        shown, allowed = _over(size, max_bytes)
         raise MapError(
-            f"{label}: the file is {size / 1e6:,.1f} MB, more than the {max_bytes / 1e6:g} MB allowed "
-            "(network.source_max_mb)"
+            f"{label}: the file is {shown}, more than the {allowed} allowed "
+            f"(network.source_max_mb = {max_bytes / 1e6:g})"
         )
     with path.open("rb") as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:  # it grew while we looked
-        raise MapError(f"{label}: the file is more than the {max_bytes / 1e6:g} MB allowed (network.source_max_mb)")
+        raise MapError(
+            f"{label}: the file is more than the {format_bytes(max_bytes)} allowed "
+            f"(network.source_max_mb = {max_bytes / 1e6:g})"
+        )
     return data
 
 
@@ -278,9 +295,10 @@ def _read_directory(p: Path, fmt: str, mapping: MapMappingSpec, max_bytes: int) 
         raise MapError(f"{p}: the {fmt} format needs {' and '.join(names)} in the directory (missing {missing[0]})")
     total = sum(files[n].stat().st_size for n in names)
     if total > max_bytes:
+        shown, allowed = _over(total, max_bytes)
         raise MapError(
-            f"{p}: the files are {total / 1e6:,.1f} MB together, more than the {max_bytes / 1e6:g} MB allowed "
-            "(network.source_max_mb)"
+            f"{p}: the files are {shown} together, more than the {allowed} allowed "
+            f"(network.source_max_mb = {max_bytes / 1e6:g})"
         )
     blobs = [_read_bytes(files[n], max_bytes, files[n]) for n in names]
     h = hashlib.sha256()
@@ -455,9 +473,10 @@ def _check_xlsx_archive(source: str, data: bytes, max_bytes: int) -> None:
         raise MapError(f"{source}: not a valid .xlsx workbook (not a zip archive)") from None
     limit = XLSX_UNPACK_FACTOR * max_bytes
     if unpacked > limit:
+        shown, allowed = _over(unpacked, limit)
         raise MapError(
-            f"{source}: the workbook unpacks to {unpacked / 1e6:,.1f} MB, more than the {limit / 1e6:g} MB allowed "
-            f"({XLSX_UNPACK_FACTOR} x network.source_max_mb)"
+            f"{source}: the workbook unpacks to {shown}, more than the {allowed} allowed "
+            f"({XLSX_UNPACK_FACTOR} x network.source_max_mb = {max_bytes / 1e6:g})"
         )
 
 

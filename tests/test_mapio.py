@@ -624,7 +624,7 @@ def test_mapping_mistakes_and_maps_the_model_cannot_use(tmp_path: Path) -> None:
 def test_files_over_the_size_limit_are_refused_before_reading(tmp_path: Path) -> None:
     path = tmp_path / "big.csv"
     path.write_text("Source,Target\n" + "".join(f"a{i},b{i}\n" for i in range(20_000)))
-    with pytest.raises(MapError, match=r"big.csv: the file is 0.3 MB, more than the 0.1 MB allowed"):
+    with pytest.raises(MapError, match=r"big.csv: the file is 257.8 KB, more than the 100.0 KB allowed"):
         read_map(path, max_mb=0.1)
     with pytest.raises(MapError, match=r"network.source_max_mb"):
         generate(load_config(config(path), {"network.source_max_mb": 0.1}), np.random.default_rng(0))
@@ -632,9 +632,28 @@ def test_files_over_the_size_limit_are_refused_before_reading(tmp_path: Path) ->
     d.mkdir()
     (d / "nodes.csv").write_text("Id\n" + "".join(f"n{i}\n" for i in range(10_000)))
     (d / "edges.csv").write_text("Source,Target\n" + "".join(f"n{i},n{i + 1}\n" for i in range(9_999)))
-    with pytest.raises(MapError, match=r"the files are .* MB together, more than the 0.1 MB allowed"):
+    with pytest.raises(MapError, match=r"the files are 176.7 KB together, more than the 100.0 KB allowed"):
         read_map(d, max_mb=0.1)
     assert read_map(d).number_of_nodes() == 10_000
+
+
+def test_size_limit_messages_never_round_to_zero_or_to_the_limit(tmp_path: Path) -> None:
+    d = tmp_path / "pair"
+    d.mkdir()
+    (d / "nodes.csv").write_text("Id\n" + "".join(f"n{i}\n" for i in range(1_000)))
+    (d / "edges.csv").write_text("Source,Target\n" + "x" * (21_644 - (d / "nodes.csv").stat().st_size - 14))
+    assert sum(f.stat().st_size for f in d.iterdir()) == 21_644
+    with pytest.raises(MapError) as err:
+        read_map(d, max_mb=0.001)  # it said "the files are 0.0 MB together, more than the 0.001 MB allowed"
+    assert "the files are 21.6 KB together, more than the 1.0 KB allowed (network.source_max_mb = 0.001)" in str(
+        err.value
+    )
+    path = tmp_path / "just_over.csv"
+    path.write_text("Source,Target\n" + "x" * (100_040 - 14))
+    with pytest.raises(
+        MapError, match=r"just_over.csv: the file is 100,040 bytes, more than the 100,000 bytes allowed"
+    ):
+        read_map(path, max_mb=0.1)
 
 
 def test_workbooks_that_unpack_too_far_are_refused(tmp_path: Path) -> None:
@@ -642,7 +661,7 @@ def test_workbooks_that_unpack_too_far_are_refused(tmp_path: Path) -> None:
     with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("xl/padding.xml", "<a>" + "a" * 2_000_000 + "</a>")
     assert path.stat().st_size < 100_000
-    with pytest.raises(MapError, match=r"bomb.xlsx: the workbook unpacks to 2.0 MB, more than the 0.5 MB allowed"):
+    with pytest.raises(MapError, match=r"bomb.xlsx: the workbook unpacks to 2.0 MB, more than the 500.0 KB allowed"):
         read_map(path, max_mb=0.1)
 
 
