@@ -458,6 +458,14 @@ def _csv_table(source: str, name: str, data: bytes) -> _Table:
         for row in reader:
             if not any(c.strip() for c in row):
                 continue
+            # A short row's missing fields are blank, as are extra blank fields (trailing delimiters, like
+            # the header's own blank trailing columns); an extra value would be dropped unseen, so refuse it.
+            if any(c.strip() for c in row[len(header) :]):
+                raise MapError(
+                    f"{source}: {name} row {reader.line_num}: {len(row)} fields, more than the header's "
+                    f"{len(header)} ({', '.join(header)}); quote values that contain {delimiter!r}, or remove "
+                    "the extra fields"
+                )
             cells = [c.strip() for c in row[: len(header)]]
             table.rows.append((f"{name} row {reader.line_num}", cells + [""] * (len(header) - len(cells))))
     except csv.Error as exc:

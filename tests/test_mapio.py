@@ -418,11 +418,27 @@ def test_csv_pair_with_gephi_columns_bom_and_semicolons(tmp_path: Path) -> None:
     assert not g.is_directed()
 
 
-def test_short_and_long_csv_rows(tmp_path: Path) -> None:
+def test_short_csv_rows_are_blank_filled_and_long_ones_refused(tmp_path: Path) -> None:
     path = tmp_path / "ragged.csv"
-    path.write_text("Source,Target,Weight\na,b\nb,c,2,extra\n")
+    path.write_text("Source,Target,Weight\na,b\nb,c,2,,\n")  # missing and blank extra fields are blank
     g = read_map(path)
     assert g.edges["a", "b"] == {} and g.edges["b", "c"] == {"trust": 2.0}
+    path.write_text("Source,Target,Weight\na,b\nb,c,2,extra\n")
+    with pytest.raises(MapError) as err:
+        read_map(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ragged.csv row 3: 4 fields, more than the header's 3 (Source, Target, Weight)")
+    assert "\n" not in message and "quote values that contain ','" in message
+    d = tmp_path / "pair"
+    d.mkdir()
+    (d / "nodes.csv").write_text("Id;Label\np1;Ann\np2;Bob\n")
+    (d / "edges.csv").write_text("Source,Target,Type,Weight\np1,p2,Undirected,3,extra,more\n")
+    with pytest.raises(MapError, match=r"pair: edges.csv row 2: 6 fields, more than the header's 4 \(Source, "):
+        read_map(d)
+    (d / "edges.csv").write_text("Source,Target\np1,p2\n")
+    (d / "nodes.csv").write_text("Id;Label\np1;Ann;gp\np2;Bob\n")
+    with pytest.raises(MapError, match=r"nodes.csv row 2: 3 fields, more than the header's 2 .*contain ';'"):
+        read_map(d)
 
 
 def test_mapping_renames_columns(tmp_path: Path) -> None:
