@@ -71,6 +71,13 @@ if TYPE_CHECKING:
 FORMATS = ("graphml", "gexf", "csv", "edgelist", "kumu-xlsx", "kumu-csv", "kumu-json", "prsm-xlsx")
 #: Formats written as a directory of CSV files rather than one file.
 DIRECTORY_FORMATS = ("csv", "kumu-csv")
+#: What `read_map` can be given, for messages that say what is allowed.
+MAP_FILES = (
+    ".graphml, .gexf, .xml (GraphML or GEXF), .json (Kumu), .xlsx (Kumu or PRSM), .csv (an edge list), "
+    "or a directory of CSV files (nodes.csv and edges.csv, or Kumu's elements.csv and connections.csv)"
+)
+#: Suffixes of scenario files: a common slip is to give one where a map is wanted.
+CONFIG_SUFFIXES = (".yaml", ".yml")
 #: File suffix -> format, for reading and for `abm network export --out` without `--format`.
 SUFFIX_FORMATS = {".graphml": "graphml", ".gexf": "gexf", ".json": "kumu-json", ".xlsx": "kumu-xlsx"}
 #: Candidate column or attribute names (lower case, in order of preference) of each model field.
@@ -202,10 +209,12 @@ def detect_format(path: str | Path) -> str:
         return "edgelist"
     if suffix == ".xls":
         raise MapError(f"{path}: old .xls workbooks are not read; save it as .xlsx")
-    raise MapError(
-        f"{path}: unknown map format '{suffix or p.name}' (expected .graphml, .gexf, .json, .xlsx, .csv, "
-        "or a directory of CSV files)"
-    )
+    if suffix in CONFIG_SUFFIXES:
+        raise MapError(
+            f"{path}: unknown map format '{suffix}': a {suffix} file is a scenario config, not a map "
+            f"(a map is {MAP_FILES})"
+        )
+    raise MapError(f"{path}: unknown map format '{suffix or p.name}' (expected {MAP_FILES})")
 
 
 def _read_bytes(path: Path, max_bytes: int, label: str | Path | None = None) -> bytes:

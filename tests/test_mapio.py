@@ -528,7 +528,12 @@ BAD_FILES: dict[str, tuple[str, str | bytes, tuple[str, ...]]] = {
     "bad_json": ("k.json", '{"elements": [', ("not valid JSON", "line 1")),
     "not_utf8": ("ties.csv", b"Source,Target\ncaf\xe9,b\n", ("not UTF-8",)),
     "binary": ("ties.csv", b"\x00\x01\x02", ("binary",)),
-    "unknown_suffix": ("map.docx", "x", ("unknown map format '.docx'",)),
+    "unknown_suffix": ("map.docx", "x", ("unknown map format '.docx'", ".graphml, .gexf", "directory of CSV")),
+    "scenario_given_as_a_map": (
+        "myplace.yaml",
+        "extends: south_tees\n",
+        ("a .yaml file is a scenario config", ".gexf"),
+    ),
     "old_excel": ("map.xls", "x", (".xls", "save it as .xlsx")),
     "not_a_workbook": ("map.xlsx", "plain text", ("not a valid .xlsx workbook",)),
 }
@@ -808,3 +813,16 @@ def test_a_map_of_residents_only_runs_as_the_docs_say(tmp_path: Path, capsys) ->
     assert "abm: error" not in capsys.readouterr().err
     docs = " ".join((Path(__file__).resolve().parent.parent / "docs" / "maps.md").read_text().split())
     assert "everyone is a resident runs" in docs and "resident is refused" not in docs
+
+
+def test_cli_check_given_a_scenario_says_to_pass_it_as_config(tmp_path: Path, capsys) -> None:
+    scenario = tmp_path / "myplace.yaml"
+    scenario.write_text("extends: south_tees\n")
+    assert main(["network", "check", str(scenario)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"abm: error: {scenario}: unknown map format '.yaml'"), err
+    assert "scenario config, not a map" in err[0] and f"'abm network check MAP --config {scenario}'" in err[0]
+    assert ".graphml, .gexf" in err[0] and ".xlsx (Kumu or PRSM)" in err[0]
+    assert main(["run", "south_tees", "--network", str(scenario), "--out", str(tmp_path / "r")]) == 2
+    assert "a .yaml file is a scenario config, not a map" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
