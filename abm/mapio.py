@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import difflib
 import hashlib
 import io
 import json
@@ -965,6 +966,33 @@ def _lookup(
     return table
 
 
+def _warn_unused(
+    source: str, what: str, noun: str, spec_map: dict[str, str], used: set[str], labels: Iterable[str]
+) -> None:
+    """One warning per `network.mapping.<what>` entry that matched nothing in the map.
+
+    Such an entry is most often a typo, which would otherwise leave people on a default without a
+    word; the closest label in the map, if any is close, is named.
+
+    Args:
+        source: the map, for the message.
+        what: `roles`, `wards` or `organisations`.
+        noun: what the labels are, for the message (`role`, `ward`, `organisation`).
+        spec_map: the mapping's entries (map label -> config key).
+        used: normalised labels that were looked up in the mapping.
+        labels: the map's own labels of this kind, for suggestions.
+    """
+    present: dict[str, str] = {}
+    for label in labels:
+        present.setdefault(norm(label), str(label))
+    for label in spec_map:
+        if norm(label) in used:
+            continue
+        close = difflib.get_close_matches(norm(label), list(present), n=1)
+        hint = f" (did you mean '{present[close[0]]}'?)" if close else ""
+        _warn(f"{source}: network.mapping.{what}: '{label}' matches no {noun} in the map{hint}")
+
+
 def resolve_map(graph: nx.Graph, cfg: Config) -> MapPeople:
     """Match a map's people and ties to the config's roles, wards, organisations and trust.
 
@@ -1022,6 +1050,8 @@ def resolve_map(graph: nx.Graph, cfg: Config) -> MapPeople:
             f"{source}: {_plural(len(no_role), 'person has', 'people have')} no role; given the default role "
             f"'{default_role}' (set network.mapping.default_role, or add a role or Type column)"
         )
+    role_labels = [str(d["role"]) for d in data if d.get("role") is not None]
+    _warn_unused(source, "roles", "role", mapping.roles, {norm(r) for r in role_labels}, role_labels)
     staff = np.array([cfg.roles[r].staff for r in role_names])[role]
 
     # wards
@@ -1055,6 +1085,8 @@ def resolve_map(graph: nx.Graph, cfg: Config) -> MapPeople:
             f"{source}: {' and '.join(parts)}; placed in '{default_ward}' (set network.mapping.wards or "
             "network.mapping.default_ward)"
         )
+    ward_labels = [str(d["ward"]) for d in data if d.get("ward") is not None]
+    _warn_unused(source, "wards", "ward", mapping.wards, {norm(w) for w in ward_labels}, ward_labels)
 
     # communities
     communities = _lookup(
@@ -1147,10 +1179,14 @@ def _organisations(
     first_type = next(iter(cfg.organisations))
     org_types: list[str] = []
     inferred: list[str] = []
+    looked_up: set[str] = set()  # the keys that found a type, for network.mapping.organisations entries unused
     for o, name in enumerate(org_names):
         key = norm(name)
-        t = types.get(key) or types.get(_INSTANCE.sub("", key))
-        if t is None:
+        hit = key if key in types else _INSTANCE.sub("", key)
+        t = types.get(hit)
+        if t is not None:
+            looked_up.add(hit)
+        else:
             members = Counter(role_names[r] for r in role[org == o])
             t = first_type
             for r, _ in members.most_common():
@@ -1167,6 +1203,7 @@ def _organisations(
             f"({', '.join(inferred[:EXAMPLES])}{' ...' if len(inferred) > EXAMPLES else ''}); choose types with "
             "network.mapping.organisations"
         )
+    _warn_unused(source, "organisations", "organisation", mapping.organisations, looked_up, org_names)
     return org, org_names, org_types
 
 

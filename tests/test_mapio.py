@@ -826,3 +826,33 @@ def test_cli_check_given_a_scenario_says_to_pass_it_as_config(tmp_path: Path, ca
     assert main(["run", "south_tees", "--network", str(scenario), "--out", str(tmp_path / "r")]) == 2
     assert "a .yaml file is a scenario config, not a map" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_mapping_entries_that_match_nothing_in_the_map_are_warned_about_one_each() -> None:
+    g = people_graph(
+        ("a", "b"),
+        a={"role": "Practice nurse", "ward": "Teesville", "organisation": "Acme Homes"},
+        b={"role": "gp", "organisation": "Grange Surgery_2"},
+    )
+    cfg = config(
+        roles={"Practice nurse": "gp", "Nurse": "gp", "Practise nurse": "gp"},
+        wards={"Teesville": "south_bank", "Teesvile": "south_bank"},
+        organisations={"Acme Hoomes": "housing_provider", "Grange Surgery": "gp_practice", "Nowhere": "council"},
+    )
+    with pytest.warns(MapWarning) as caught:
+        pop = population_from_graph(g, cfg, np.random.default_rng(0))
+    unused = [str(w.message) for w in caught if str(w.message).startswith("graph: network.mapping.")]
+    assert unused == [
+        "graph: network.mapping.roles: 'Nurse' matches no role in the map",
+        "graph: network.mapping.roles: 'Practise nurse' matches no role in the map (did you mean 'Practice nurse'?)",
+        "graph: network.mapping.wards: 'Teesvile' matches no ward in the map (did you mean 'Teesville'?)",
+        "graph: network.mapping.organisations: 'Acme Hoomes' matches no organisation in the map "
+        "(did you mean 'Acme Homes'?)",
+        "graph: network.mapping.organisations: 'Nowhere' matches no organisation in the map",
+    ]
+    assert pop.org_type[pop.org_names.index("Grange Surgery_2")] == "gp_practice"  # used, through its instance
+    used = config(roles={"Practice nurse": "gp"}, wards={"Teesville": "south_bank"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MapWarning)
+        population_from_graph(g, used, np.random.default_rng(0))
+    assert not [w for w in caught if str(w.message).startswith("graph: network.mapping.")]
