@@ -64,7 +64,7 @@ from abm.config import (
     resolve_path,
 )
 from abm.io import DATA_FILES, META_FILE, OutputError, check_out_dir, write_run
-from abm.mapio import FORMATS, SUFFIX_FORMATS, MapWarning
+from abm.mapio import CONFIG_SUFFIXES, FORMATS, MAP_FILES, SUFFIX_FORMATS, MapWarning
 
 PROG = "abm"
 MAX_SEED = 2**63 - 1
@@ -410,6 +410,12 @@ def _cmd_network_check(args: argparse.Namespace) -> int:
     from abm.mapio import read_map
     from abm.network import population_from_graph
 
+    if Path(args.map).suffix.lower() in CONFIG_SUFFIXES:  # a scenario where the map goes: say where it goes
+        raise UsageError(
+            f"{args.map}: unknown map format '{Path(args.map).suffix}': a scenario config, not a map; to check "
+            f"a map against this scenario, give it as --config: 'abm network check MAP --config {args.map}' "
+            f"(a map is {MAP_FILES})"
+        )
     cfg = _load(args.config, args.sets, args.map)
     with _map_warnings():
         graph = read_map(cfg.network.source or args.map, cfg.network.mapping, max_mb=cfg.network.source_max_mb)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import difflib
 import hashlib
 import io
 import json
@@ -62,6 +63,7 @@ import numpy as np
 import pandas as pd
 
 from abm.config import MAX_AGENTS, Config, ConfigError, MapMappingSpec
+from abm.io import format_bytes
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -70,6 +72,13 @@ if TYPE_CHECKING:
 FORMATS = ("graphml", "gexf", "csv", "edgelist", "kumu-xlsx", "kumu-csv", "kumu-json", "prsm-xlsx")
 #: Formats written as a directory of CSV files rather than one file.
 DIRECTORY_FORMATS = ("csv", "kumu-csv")
+#: What `read_map` can be given, for messages that say what is allowed.
+MAP_FILES = (
+    ".graphml, .gexf, .xml (GraphML or GEXF), .json (Kumu), .xlsx (Kumu or PRSM), .csv (an edge list), "
+    "or a directory of CSV files (nodes.csv and edges.csv, or Kumu's elements.csv and connections.csv)"
+)
+#: Suffixes of scenario files: a common slip is to give one where a map is wanted.
+CONFIG_SUFFIXES = (".yaml", ".yml")
 #: File suffix -> format, for reading and for `abm network export --out` without `--format`.
 SUFFIX_FORMATS = {".graphml": "graphml", ".gexf": "gexf", ".json": "kumu-json", ".xlsx": "kumu-xlsx"}
 #: Candidate column or attribute names (lower case, in order of preference) of each model field.
@@ -151,6 +160,18 @@ def _plural(k: int, one: str, many: str | None = None) -> str:
     return f"{k:,} {one if k == 1 else (many or one + 's')}"
 
 
+def _over(size: int, limit: int) -> tuple[str, str]:
+    """A size and the limit it exceeds, for people: '21.6 KB' and '1.0 KB'.
+
+    Exact byte counts when the rounded sizes would read the same ('100.0 KB, more than the
+    100.0 KB allowed' says nothing).
+    """
+    shown, allowed = format_bytes(size), format_bytes(limit)
+    if shown == allowed:
+        return f"{size:,} bytes", f"{limit:,} bytes"
+    return shown, allowed
+
+
 # --- reading files -----------------------------------------------------------------------------
 
 
@@ -189,10 +210,12 @@ def detect_format(path: str | Path) -> str:
         return "edgelist"
     if suffix == ".xls":
         raise MapError(f"{path}: old .xls workbooks are not read; save it as .xlsx")
-    raise MapError(
-        f"{path}: unknown map format '{suffix or p.name}' (expected .graphml, .gexf, .json, .xlsx, .csv, "
-        "or a directory of CSV files)"
-    )
+    if suffix in CONFIG_SUFFIXES:
+        raise MapError(
+            f"{path}: unknown map format '{suffix}': a {suffix} file is a scenario config, not a map "
+            f"(a map is {MAP_FILES})"
+        )
+    raise MapError(f"{path}: unknown map format '{suffix or p.name}' (expected {MAP_FILES})")
 
 
 def _read_bytes(path: Path, max_bytes: int, label: str | Path | None = None) -> bytes:
@@ -203,14 +226,18 @@ def _read_bytes(path: Path, max_bytes: int, label: str | Path | None = None) -> 
         raise MapError(f"{label}: is not a regular file (a pipe or a device), not a map file")
     size = info.st_size
     if size > max_bytes:
+        shown, allowed = _over(size, max_bytes)
         raise MapError(
-            f"{label}: the file is {size / 1e6:,.1f} MB, more than the {max_bytes / 1e6:g} MB allowed "
-            "(network.source_max_mb)"
+            f"{label}: the file is {shown}, more than the {allowed} allowed "
+            f"(network.source_max_mb = {max_bytes / 1e6:g})"
         )
     with path.open("rb") as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:  # it grew while we looked
-        raise MapError(f"{label}: the file is more than the {max_bytes / 1e6:g} MB allowed (network.source_max_mb)")
+        raise MapError(
+            f"{label}: the file is more than the {format_bytes(max_bytes)} allowed "
+            f"(network.source_max_mb = {max_bytes / 1e6:g})"
+        )
     return data
 
 
@@ -278,9 +305,10 @@ def _read_directory(p: Path, fmt: str, mapping: MapMappingSpec, max_bytes: int) 
         raise MapError(f"{p}: the {fmt} format needs {' and '.join(names)} in the directory (missing {missing[0]})")
     total = sum(files[n].stat().st_size for n in names)
     if total > max_bytes:
+        shown, allowed = _over(total, max_bytes)
         raise MapError(
-            f"{p}: the files are {total / 1e6:,.1f} MB together, more than the {max_bytes / 1e6:g} MB allowed "
-            "(network.source_max_mb)"
+            f"{p}: the files are {shown} together, more than the {allowed} allowed "
+            f"(network.source_max_mb = {max_bytes / 1e6:g})"
         )
     blobs = [_read_bytes(files[n], max_bytes, files[n]) for n in names]
     h = hashlib.sha256()
@@ -440,6 +468,14 @@ def _csv_table(source: str, name: str, data: bytes) -> _Table:
         for row in reader:
             if not any(c.strip() for c in row):
                 continue
+            # A short row's missing fields are blank, as are extra blank fields (trailing delimiters, like
+            # the header's own blank trailing columns); an extra value would be dropped unseen, so refuse it.
+            if any(c.strip() for c in row[len(header) :]):
+                raise MapError(
+                    f"{source}: {name} row {reader.line_num}: {len(row)} fields, more than the header's "
+                    f"{len(header)} ({', '.join(header)}); quote values that contain {delimiter!r}, or remove "
+                    "the extra fields"
+                )
             cells = [c.strip() for c in row[: len(header)]]
             table.rows.append((f"{name} row {reader.line_num}", cells + [""] * (len(header) - len(cells))))
     except csv.Error as exc:
@@ -455,9 +491,10 @@ def _check_xlsx_archive(source: str, data: bytes, max_bytes: int) -> None:
         raise MapError(f"{source}: not a valid .xlsx workbook (not a zip archive)") from None
     limit = XLSX_UNPACK_FACTOR * max_bytes
     if unpacked > limit:
+        shown, allowed = _over(unpacked, limit)
         raise MapError(
-            f"{source}: the workbook unpacks to {unpacked / 1e6:,.1f} MB, more than the {limit / 1e6:g} MB allowed "
-            f"({XLSX_UNPACK_FACTOR} x network.source_max_mb)"
+            f"{source}: the workbook unpacks to {shown}, more than the {allowed} allowed "
+            f"({XLSX_UNPACK_FACTOR} x network.source_max_mb = {max_bytes / 1e6:g})"
         )
 
 
@@ -929,6 +966,33 @@ def _lookup(
     return table
 
 
+def _warn_unused(
+    source: str, what: str, noun: str, spec_map: dict[str, str], used: set[str], labels: Iterable[str]
+) -> None:
+    """One warning per `network.mapping.<what>` entry that matched nothing in the map.
+
+    Such an entry is most often a typo, which would otherwise leave people on a default without a
+    word; the closest label in the map, if any is close, is named.
+
+    Args:
+        source: the map, for the message.
+        what: `roles`, `wards` or `organisations`.
+        noun: what the labels are, for the message (`role`, `ward`, `organisation`).
+        spec_map: the mapping's entries (map label -> config key).
+        used: normalised labels that were looked up in the mapping.
+        labels: the map's own labels of this kind, for suggestions.
+    """
+    present: dict[str, str] = {}
+    for label in labels:
+        present.setdefault(norm(label), str(label))
+    for label in spec_map:
+        if norm(label) in used:
+            continue
+        close = difflib.get_close_matches(norm(label), list(present), n=1)
+        hint = f" (did you mean '{present[close[0]]}'?)" if close else ""
+        _warn(f"{source}: network.mapping.{what}: '{label}' matches no {noun} in the map{hint}")
+
+
 def resolve_map(graph: nx.Graph, cfg: Config) -> MapPeople:
     """Match a map's people and ties to the config's roles, wards, organisations and trust.
 
@@ -986,6 +1050,8 @@ def resolve_map(graph: nx.Graph, cfg: Config) -> MapPeople:
             f"{source}: {_plural(len(no_role), 'person has', 'people have')} no role; given the default role "
             f"'{default_role}' (set network.mapping.default_role, or add a role or Type column)"
         )
+    role_labels = [str(d["role"]) for d in data if d.get("role") is not None]
+    _warn_unused(source, "roles", "role", mapping.roles, {norm(r) for r in role_labels}, role_labels)
     staff = np.array([cfg.roles[r].staff for r in role_names])[role]
 
     # wards
@@ -1019,6 +1085,8 @@ def resolve_map(graph: nx.Graph, cfg: Config) -> MapPeople:
             f"{source}: {' and '.join(parts)}; placed in '{default_ward}' (set network.mapping.wards or "
             "network.mapping.default_ward)"
         )
+    ward_labels = [str(d["ward"]) for d in data if d.get("ward") is not None]
+    _warn_unused(source, "wards", "ward", mapping.wards, {norm(w) for w in ward_labels}, ward_labels)
 
     # communities
     communities = _lookup(
@@ -1111,10 +1179,14 @@ def _organisations(
     first_type = next(iter(cfg.organisations))
     org_types: list[str] = []
     inferred: list[str] = []
+    looked_up: set[str] = set()  # the keys that found a type, for network.mapping.organisations entries unused
     for o, name in enumerate(org_names):
         key = norm(name)
-        t = types.get(key) or types.get(_INSTANCE.sub("", key))
-        if t is None:
+        hit = key if key in types else _INSTANCE.sub("", key)
+        t = types.get(hit)
+        if t is not None:
+            looked_up.add(hit)
+        else:
             members = Counter(role_names[r] for r in role[org == o])
             t = first_type
             for r, _ in members.most_common():
@@ -1131,6 +1203,7 @@ def _organisations(
             f"({', '.join(inferred[:EXAMPLES])}{' ...' if len(inferred) > EXAMPLES else ''}); choose types with "
             "network.mapping.organisations"
         )
+    _warn_unused(source, "organisations", "organisation", mapping.organisations, looked_up, org_names)
     return org, org_names, org_types
 
 

@@ -594,3 +594,40 @@ def test_only_one_page_steps_and_redraws_at_a_time(monkeypatch: pytest.MonkeyPat
         for rc in pages:
             button(rc, "Pause").click()
             rc.close()
+
+
+def compare_tab(rc: Any, seeds: int, weeks: int) -> None:
+    """Open the Compare tab and choose the number of seeds and the weeks (as typed in the page)."""
+    (tabs,) = rc.find(v.Tabs).widgets
+    tabs.v_model = 3  # Compare
+    assert wait_until(lambda: any("Run comparison" in b.children for b in rc.find(v.Btn).widgets))
+    (seeds_box,) = [s for s in rc.find(v.Select).widgets if s.label == "Seeds"]
+    seeds_box.v_model = seeds
+    (weeks_box,) = [t for t in rc.find(v.TextField).widgets if t.label == "Weeks"]
+    weeks_box.v_model = str(weeks)
+
+
+def compare_done(rc: Any) -> bool:
+    """The comparison's table is shown and the button can be pressed again."""
+    tables = [w for w in rc.find(solara.widgets.HTML).widgets if w.attributes.get("class") == "cp-table"]
+    return bool(tables) and not button(rc, "Run comparison").disabled
+
+
+@pytest.mark.parametrize(("first", "second"), [(3, 3), (-5, 0)], ids=["same-request", "same-after-clamping"])
+def test_a_repeated_comparison_shows_its_result_again(rendered: Any, first: int, second: int) -> None:
+    # pressing Run comparison again with nothing changed (or with Weeks that clamp to the same
+    # value) used to leave the tab at "Running… 0%" with the button disabled until a reload
+    compare_tab(rendered, 3, first)
+    button(rendered, "Run comparison").click()
+    assert wait_until(lambda: compare_done(rendered), timeout=60.0)
+    (weeks_box,) = [t for t in rendered.find(v.TextField).widgets if t.label == "Weeks"]
+    weeks_box.v_model = str(second)
+    button(rendered, "Run comparison").click()
+    assert wait_until(lambda: compare_done(rendered), timeout=10.0)  # from the cache: no runs
+    assert alerts(rendered) == []
+    # and a new request still runs
+    (seeds_box,) = [s for s in rendered.find(v.Select).widgets if s.label == "Seeds"]
+    seeds_box.v_model = 5
+    button(rendered, "Run comparison").click()
+    assert wait_until(lambda: compare_done(rendered), timeout=60.0)
+    assert "Seeds 1, 2, 3, 4, 5." in " ".join(w.unsafe_innerHTML for w in rendered.find(solara.widgets.HTML).widgets)

@@ -418,11 +418,27 @@ def test_csv_pair_with_gephi_columns_bom_and_semicolons(tmp_path: Path) -> None:
     assert not g.is_directed()
 
 
-def test_short_and_long_csv_rows(tmp_path: Path) -> None:
+def test_short_csv_rows_are_blank_filled_and_long_ones_refused(tmp_path: Path) -> None:
     path = tmp_path / "ragged.csv"
-    path.write_text("Source,Target,Weight\na,b\nb,c,2,extra\n")
+    path.write_text("Source,Target,Weight\na,b\nb,c,2,,\n")  # missing and blank extra fields are blank
     g = read_map(path)
     assert g.edges["a", "b"] == {} and g.edges["b", "c"] == {"trust": 2.0}
+    path.write_text("Source,Target,Weight\na,b\nb,c,2,extra\n")
+    with pytest.raises(MapError) as err:
+        read_map(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ragged.csv row 3: 4 fields, more than the header's 3 (Source, Target, Weight)")
+    assert "\n" not in message and "quote values that contain ','" in message
+    d = tmp_path / "pair"
+    d.mkdir()
+    (d / "nodes.csv").write_text("Id;Label\np1;Ann\np2;Bob\n")
+    (d / "edges.csv").write_text("Source,Target,Type,Weight\np1,p2,Undirected,3,extra,more\n")
+    with pytest.raises(MapError, match=r"pair: edges.csv row 2: 6 fields, more than the header's 4 \(Source, "):
+        read_map(d)
+    (d / "edges.csv").write_text("Source,Target\np1,p2\n")
+    (d / "nodes.csv").write_text("Id;Label\np1;Ann;gp\np2;Bob\n")
+    with pytest.raises(MapError, match=r"nodes.csv row 2: 3 fields, more than the header's 2 .*contain ';'"):
+        read_map(d)
 
 
 def test_mapping_renames_columns(tmp_path: Path) -> None:
@@ -512,7 +528,12 @@ BAD_FILES: dict[str, tuple[str, str | bytes, tuple[str, ...]]] = {
     "bad_json": ("k.json", '{"elements": [', ("not valid JSON", "line 1")),
     "not_utf8": ("ties.csv", b"Source,Target\ncaf\xe9,b\n", ("not UTF-8",)),
     "binary": ("ties.csv", b"\x00\x01\x02", ("binary",)),
-    "unknown_suffix": ("map.docx", "x", ("unknown map format '.docx'",)),
+    "unknown_suffix": ("map.docx", "x", ("unknown map format '.docx'", ".graphml, .gexf", "directory of CSV")),
+    "scenario_given_as_a_map": (
+        "myplace.yaml",
+        "extends: south_tees\n",
+        ("a .yaml file is a scenario config", ".gexf"),
+    ),
     "old_excel": ("map.xls", "x", (".xls", "save it as .xlsx")),
     "not_a_workbook": ("map.xlsx", "plain text", ("not a valid .xlsx workbook",)),
 }
@@ -624,7 +645,7 @@ def test_mapping_mistakes_and_maps_the_model_cannot_use(tmp_path: Path) -> None:
 def test_files_over_the_size_limit_are_refused_before_reading(tmp_path: Path) -> None:
     path = tmp_path / "big.csv"
     path.write_text("Source,Target\n" + "".join(f"a{i},b{i}\n" for i in range(20_000)))
-    with pytest.raises(MapError, match=r"big.csv: the file is 0.3 MB, more than the 0.1 MB allowed"):
+    with pytest.raises(MapError, match=r"big.csv: the file is 257.8 KB, more than the 100.0 KB allowed"):
         read_map(path, max_mb=0.1)
     with pytest.raises(MapError, match=r"network.source_max_mb"):
         generate(load_config(config(path), {"network.source_max_mb": 0.1}), np.random.default_rng(0))
@@ -632,9 +653,28 @@ def test_files_over_the_size_limit_are_refused_before_reading(tmp_path: Path) ->
     d.mkdir()
     (d / "nodes.csv").write_text("Id\n" + "".join(f"n{i}\n" for i in range(10_000)))
     (d / "edges.csv").write_text("Source,Target\n" + "".join(f"n{i},n{i + 1}\n" for i in range(9_999)))
-    with pytest.raises(MapError, match=r"the files are .* MB together, more than the 0.1 MB allowed"):
+    with pytest.raises(MapError, match=r"the files are 176.7 KB together, more than the 100.0 KB allowed"):
         read_map(d, max_mb=0.1)
     assert read_map(d).number_of_nodes() == 10_000
+
+
+def test_size_limit_messages_never_round_to_zero_or_to_the_limit(tmp_path: Path) -> None:
+    d = tmp_path / "pair"
+    d.mkdir()
+    (d / "nodes.csv").write_text("Id\n" + "".join(f"n{i}\n" for i in range(1_000)))
+    (d / "edges.csv").write_text("Source,Target\n" + "x" * (21_644 - (d / "nodes.csv").stat().st_size - 14))
+    assert sum(f.stat().st_size for f in d.iterdir()) == 21_644
+    with pytest.raises(MapError) as err:
+        read_map(d, max_mb=0.001)  # it said "the files are 0.0 MB together, more than the 0.001 MB allowed"
+    assert "the files are 21.6 KB together, more than the 1.0 KB allowed (network.source_max_mb = 0.001)" in str(
+        err.value
+    )
+    path = tmp_path / "just_over.csv"
+    path.write_text("Source,Target\n" + "x" * (100_040 - 14))
+    with pytest.raises(
+        MapError, match=r"just_over.csv: the file is 100,040 bytes, more than the 100,000 bytes allowed"
+    ):
+        read_map(path, max_mb=0.1)
 
 
 def test_workbooks_that_unpack_too_far_are_refused(tmp_path: Path) -> None:
@@ -642,7 +682,7 @@ def test_workbooks_that_unpack_too_far_are_refused(tmp_path: Path) -> None:
     with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("xl/padding.xml", "<a>" + "a" * 2_000_000 + "</a>")
     assert path.stat().st_size < 100_000
-    with pytest.raises(MapError, match=r"bomb.xlsx: the workbook unpacks to 2.0 MB, more than the 0.5 MB allowed"):
+    with pytest.raises(MapError, match=r"bomb.xlsx: the workbook unpacks to 2.0 MB, more than the 500.0 KB allowed"):
         read_map(path, max_mb=0.1)
 
 
@@ -760,3 +800,59 @@ def test_graphml_without_its_namespace_reads(tmp_path: Path) -> None:
     )
     g = read_map(path)
     assert g.number_of_nodes() == 2 and g.number_of_edges() == 1
+
+
+def test_a_map_of_residents_only_runs_as_the_docs_say(tmp_path: Path, capsys) -> None:
+    """docs/maps.md once said such a map is refused (Rules) and that it runs (Limits); it runs."""
+    d = tmp_path / "residents"
+    d.mkdir()
+    (d / "nodes.csv").write_text("Id,Label,Role,Ward\n1,Ann,Resident,grangetown\n2,Bob,Resident,grangetown\n")
+    (d / "edges.csv").write_text("Source,Target\n1,2\n")
+    args = ["run", "south_tees", "--network", str(d), "--set", "events=[]", "--steps", "2", "--seed", "1"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    assert "abm: error" not in capsys.readouterr().err
+    docs = " ".join((Path(__file__).resolve().parent.parent / "docs" / "maps.md").read_text().split())
+    assert "everyone is a resident runs" in docs and "resident is refused" not in docs
+
+
+def test_cli_check_given_a_scenario_says_to_pass_it_as_config(tmp_path: Path, capsys) -> None:
+    scenario = tmp_path / "myplace.yaml"
+    scenario.write_text("extends: south_tees\n")
+    assert main(["network", "check", str(scenario)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"abm: error: {scenario}: unknown map format '.yaml'"), err
+    assert "scenario config, not a map" in err[0] and f"'abm network check MAP --config {scenario}'" in err[0]
+    assert ".graphml, .gexf" in err[0] and ".xlsx (Kumu or PRSM)" in err[0]
+    assert main(["run", "south_tees", "--network", str(scenario), "--out", str(tmp_path / "r")]) == 2
+    assert "a .yaml file is a scenario config, not a map" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_mapping_entries_that_match_nothing_in_the_map_are_warned_about_one_each() -> None:
+    g = people_graph(
+        ("a", "b"),
+        a={"role": "Practice nurse", "ward": "Teesville", "organisation": "Acme Homes"},
+        b={"role": "gp", "organisation": "Grange Surgery_2"},
+    )
+    cfg = config(
+        roles={"Practice nurse": "gp", "Nurse": "gp", "Practise nurse": "gp"},
+        wards={"Teesville": "south_bank", "Teesvile": "south_bank"},
+        organisations={"Acme Hoomes": "housing_provider", "Grange Surgery": "gp_practice", "Nowhere": "council"},
+    )
+    with pytest.warns(MapWarning) as caught:
+        pop = population_from_graph(g, cfg, np.random.default_rng(0))
+    unused = [str(w.message) for w in caught if str(w.message).startswith("graph: network.mapping.")]
+    assert unused == [
+        "graph: network.mapping.roles: 'Nurse' matches no role in the map",
+        "graph: network.mapping.roles: 'Practise nurse' matches no role in the map (did you mean 'Practice nurse'?)",
+        "graph: network.mapping.wards: 'Teesvile' matches no ward in the map (did you mean 'Teesville'?)",
+        "graph: network.mapping.organisations: 'Acme Hoomes' matches no organisation in the map "
+        "(did you mean 'Acme Homes'?)",
+        "graph: network.mapping.organisations: 'Nowhere' matches no organisation in the map",
+    ]
+    assert pop.org_type[pop.org_names.index("Grange Surgery_2")] == "gp_practice"  # used, through its instance
+    used = config(roles={"Practice nurse": "gp"}, wards={"Teesville": "south_bank"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MapWarning)
+        population_from_graph(g, used, np.random.default_rng(0))
+    assert not [w for w in caught if str(w.message).startswith("graph: network.mapping.")]

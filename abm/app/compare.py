@@ -44,6 +44,21 @@ class Cancelled(Exception):
     """The comparison was abandoned (the page closed or a new comparison started)."""
 
 
+@dataclass(frozen=True, eq=False)
+class Request:
+    """One press of Run comparison: what to compare, for how many weeks, with which seeds.
+
+    Compared by identity, never by value: a page's comparison thread re-runs when its request
+    changes, so a second press with the same choices (or with Weeks that clamp to the same value)
+    must still count as a new request. It then takes the result from the cache at once.
+    """
+
+    a: Settings
+    b: Settings
+    seeds: tuple[int, ...]
+    weeks: int
+
+
 @dataclass(frozen=True)
 class CompareResult:
     name_a: str

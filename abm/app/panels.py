@@ -570,26 +570,30 @@ def TrendsTab(ctl: Controller) -> None:
 def CompareRunner(ctl: Controller) -> None:
     """Runs the requested comparison in a thread; lives at page level so switching tabs keeps it."""
     ui = ctl.ui
-    job = ui.cmp_request.value
+    job: compare.Request | None = ui.cmp_request.value
 
     def work(cancel: threading.Event) -> None:
         if job is None:
             return
-        settings_a, settings_b, seeds, n_weeks = job
         ui.cmp_state.set("running")
         try:
             result = compare.run_comparison(
-                settings_a, settings_b, seeds, n_weeks, progress=ui.cmp_progress.set, cancel=cancel
+                job.a, job.b, job.seeds, job.weeks, progress=ui.cmp_progress.set, cancel=cancel
             )
         except compare.Cancelled:
-            return
+            return  # a newer request replaced this one (its own thread sets the state), or the page closed
         except Exception as exc:
-            ui.cmp_error.set(f"The comparison could not run: {friendly(exc)}")
-            ui.cmp_state.set("error")
+            if not cancel.is_set():
+                ui.cmp_error.set(f"The comparison could not run: {friendly(exc)}")
+                ui.cmp_state.set("error")
             return
+        if cancel.is_set():
+            return  # finished just as a newer request came: that one's result is the one to show
         ui.cmp_result.set(result)
         ui.cmp_state.set("done")
 
+    # every press is a new Request (compared by identity), so the thread runs again even when the
+    # choices are the same as last time: it then takes the result from the cache at once
     solara.use_thread(work, dependencies=[job], intrusive_cancel=False)
 
 
@@ -608,10 +612,13 @@ def CompareTab(ctl: Controller) -> None:
         else:
             settings_a = Settings.for_preset(a.value)
         settings_b = Settings.for_preset(b.value)
+        # build the whole request before touching the state: if anything above fails, the tab
+        # is left as it was (never "running" with no thread to finish it)
+        request = compare.Request(settings_a, settings_b, seeds, max(1, int(weeks.value or 1)))
         ui.cmp_progress.set(0.0)
         ui.cmp_error.set("")
         ui.cmp_state.set("running")
-        ui.cmp_request.set((settings_a, settings_b, seeds, max(1, int(weeks.value or 1))))
+        ui.cmp_request.set(request)  # always a new object, so the runner always starts
 
     with solara.Column(classes=["cp-panel"], gap="6px"):
         title("Compare two scenarios, run with the same seeds")

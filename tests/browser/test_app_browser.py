@@ -284,6 +284,12 @@ def test_comparison_with_replicate_bands(app: tuple[Page, Traffic]) -> None:
     expect(page.locator(CANVAS)).to_be_visible(timeout=STEP_TIMEOUT_MS)
     tab(page, "Compare")
     expect(page.locator(".cp-table")).to_contain_text("At week 20", timeout=STEP_TIMEOUT_MS)
+    # pressed again with nothing changed: the cached result at once, not "Running… 0%" for ever
+    click(page, "Run comparison")
+    page.wait_for_timeout(1500)  # the click returns before the server has handled it (the old table is still up)
+    expect(page.locator(".cp-table")).to_contain_text("At week 20", timeout=STEP_TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Run comparison", exact=True)).to_be_enabled(timeout=STEP_TIMEOUT_MS)
+    expect(page.get_by_text("Running…")).to_have_count(0)
 
 
 def test_export_downloads_files_that_parse(app: tuple[Page, Traffic], tmp_path: Path) -> None:
