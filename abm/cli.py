@@ -23,9 +23,11 @@ alias bombs, duplicate keys, binary files, devices and pipes are refused). An un
 failure during a run prints one line and exits 1 (set ABM_DEBUG=1 for the traceback). Ctrl-C
 during a run exits 130 and writes nothing. A full disk prints one line and exits 2 (`abm run`:
 nothing written, an earlier run in --out untouched; `abm sweep`: finished runs kept, rerun to
-resume). A sweep (docs/sweeps.md) keeps every finished run: Ctrl-C exits 130, a sweep with
-failed runs exits 1, and running the same command again resumes it. A sweep file's `model:`
-may name only this package's factories unless `--trust-model PACKAGE` is given.
+resume). A run on a map pins the map's SHA-256 in its config.yaml (`network.source_sha256`),
+so rerunning that config on an edited map is refused. A sweep (docs/sweeps.md) keeps every
+finished run: Ctrl-C exits 130, a sweep with failed runs exits 1, and running the same command
+again resumes it. A sweep file's `model:` may name only this package's factories unless
+`--trust-model PACKAGE` is given.
 
 Example:
     >>> main(["run", "south_tees", "--steps", "3", "--seed", "1", "--set", "population.residents=200",
@@ -246,6 +248,8 @@ def _load(config: str, sets: list[str], network: str | None = None) -> Config:
 
     The map's path is made absolute (a relative `network.source` is looked up from the current
     directory, then from the config file's), so the run's config.yaml repeats the run from anywhere.
+    A --network map replaces the config's own, so the config's `network.source_sha256` (the hash
+    of its own map) is dropped.
     """
     cfg = load_config(config, sets or None)
     source = network if network is not None else cfg.network.source
@@ -255,7 +259,10 @@ def _load(config: str, sets: list[str], network: str | None = None) -> Config:
     if not path.is_absolute() and not path.exists() and network is None:
         beside = resolve_path(config).parent / path
         path = beside if beside.exists() else path
-    return load_config(cfg, {"network.source": str(path.absolute())})
+    changes: dict[str, str | None] = {"network.source": str(path.absolute())}
+    if network is not None:
+        changes["network.source_sha256"] = None
+    return load_config(cfg, changes)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,9 @@ A run directory holds six files:
 - `people.parquet`: one row per person at the end (`abm.mapio.people_frame`: role, ward,
   organisation, community, vision, value, acting, stage, first-passage weeks, map id and label),
 - `ties.parquet`: every tie at the end (source, target as person indices; trust; kind),
-- `config.yaml`: the resolved configuration, seed included (`abm run DIR/config.yaml` repeats it),
+- `config.yaml`: the resolved configuration, seed included (`abm run DIR/config.yaml` repeats it);
+  a run on a map also records the map's SHA-256 as `network.source_sha256`, so a rerun refuses
+  a map edited since,
 - `run.json`: seed, config hash, sizes, package versions, platform, timings, command line.
 
 Everything, `run.json` included, is written into a temporary sibling directory
@@ -387,6 +389,20 @@ def _meta(model: CommonPurposeModel, wall_seconds: float, command: Sequence[str]
     }
 
 
+def _config_yaml(model: CommonPurposeModel) -> str:
+    """The run's resolved config, with the map's SHA-256 as `network.source_sha256` when a map was used.
+
+    config.yaml holds only the map's path: pinning its hash makes a rerun refuse an edited map
+    instead of quietly giving other results.
+    """
+    cfg = model.config
+    sha = (model.population.meta.get("source") or {}).get("sha256")
+    if sha and cfg.network.source:
+        cfg = cfg.model_copy(deep=True)
+        cfg.network.source_sha256 = sha  # validated on assignment
+    return cfg.to_yaml()
+
+
 def write_run(
     model: CommonPurposeModel,
     out_dir: str | Path,
@@ -427,7 +443,7 @@ def write_run(
         GROUPS_FILE: _parquet_bytes(model.groups_frame()),
         PEOPLE_FILE: _parquet_bytes(people_frame(model)),
         TIES_FILE: _parquet_bytes(ties_frame(model)),
-        CONFIG_FILE: model.config.to_yaml().encode("utf-8"),
+        CONFIG_FILE: _config_yaml(model).encode("utf-8"),
     }
     meta = _meta(model, wall_seconds, command)
     meta["files"] = {

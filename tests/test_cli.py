@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import pty
@@ -15,8 +16,10 @@ import termios
 import time
 from pathlib import Path
 
+import networkx as nx
 import pandas as pd
 import pytest
+import yaml
 
 import abm.io
 import abm.model
@@ -123,6 +126,60 @@ def test_rerun_into_existing_dir_replaces_files(seed1: Path, tmp_path: Path) -> 
     assert run_small(out) == 0
     for name in DATA:
         assert (seed1 / name).read_bytes() == (out / name).read_bytes(), name
+
+
+# --- a run pins its map ----------------------------------------------------------------------------
+
+
+def _karate(path: Path, drop: int = 0) -> str:
+    """Write Zachary's karate club (less `drop` ties) as GraphML; return its SHA-256."""
+    g = nx.karate_club_graph()
+    g.remove_edges_from(list(g.edges)[:drop])
+    nx.write_graphml(g, path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _map_run(config: str, out: Path, *extra: str) -> int:
+    return main(["run", config, "--out", str(out), *extra])
+
+
+def test_config_yaml_pins_the_map_and_refuses_a_changed_one(tmp_path: Path, capsys) -> None:
+    old = _karate(tmp_path / "k.graphml")
+    first = tmp_path / "first"
+    assert _map_run("south_tees", first, "--network", str(tmp_path / "k.graphml"), "--seed", "2", "--steps", "2") == 0
+    saved = str(first / "config.yaml")
+    assert yaml.safe_load(Path(saved).read_text())["network"]["source_sha256"] == old
+    assert json.loads((first / "run.json").read_text())["network_source"]["sha256"] == old
+    # the same map: the rerun repeats the run byte for byte, config hash included
+    assert _map_run(saved, tmp_path / "again") == 0
+    for name in DATA:
+        assert (first / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+    hashes = [json.loads((d / "run.json").read_text())["config_hash"] for d in (first, tmp_path / "again")]
+    assert hashes[0] == hashes[1]
+    # the map edited since: one line, exit 2, nothing written
+    new = _karate(tmp_path / "k.graphml", drop=1)
+    capsys.readouterr()
+    assert _map_run(saved, tmp_path / "changed") == 2
+    assert_one_line_error(
+        capsys.readouterr().err,
+        "changed since this config was written",
+        old[:12],
+        new[:12],
+        "remove network.source_sha256 to run with the map as it is now",
+    )
+    assert not (tmp_path / "changed").exists()
+    # without the key it runs on the map as it is now, and pins that
+    assert _map_run(saved, tmp_path / "now", "--set", "network.source_sha256=null") == 0
+    assert yaml.safe_load((tmp_path / "now" / "config.yaml").read_text())["network"]["source_sha256"] == new
+
+
+def test_network_option_replaces_the_pinned_map(tmp_path: Path) -> None:
+    _karate(tmp_path / "k.graphml")
+    other = _karate(tmp_path / "other.graphml", drop=2)
+    assert _map_run("south_tees", tmp_path / "first", "--network", str(tmp_path / "k.graphml"), "--steps", "1") == 0
+    saved = str(tmp_path / "first" / "config.yaml")
+    assert _map_run(saved, tmp_path / "second", "--network", str(tmp_path / "other.graphml")) == 0
+    assert yaml.safe_load((tmp_path / "second" / "config.yaml").read_text())["network"]["source_sha256"] == other
 
 
 # --- errors: one line, exit 2, nothing written ------------------------------------------------------
