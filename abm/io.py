@@ -189,6 +189,44 @@ def check_out_dir(out_dir: str | Path) -> Path:
     return out
 
 
+def previous_run(out_dir: str | Path) -> dict[str, Any] | None:
+    """The earlier run in `out_dir` that a new run there would replace, refusing anything else.
+
+    A re-run into the same directory is normal; a directory of other files is most likely a
+    mistyped --out, and the run's files would be mixed in among them.
+
+    Args:
+        out_dir: the run directory (missing, empty, or holding an earlier run are all fine).
+
+    Returns:
+        The earlier run's run.json (`{}` if unreadable), or None when there is none.
+
+    Raises:
+        OutputError: `out_dir` holds entries other than a run's files and no run.json.
+    """
+    out = Path(out_dir)
+    if not out.is_dir():
+        return None
+    meta = out / META_FILE
+    if meta.is_file():
+        try:
+            return dict(json.loads(meta.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return {}
+    try:
+        # Run files without run.json are an unfinished earlier run: replacing them is fine.
+        others = sorted(name for name in os.listdir(out) if name not in DATA_FILES)
+    except OSError as exc:
+        raise OutputError(f"--out {out_dir}: cannot list the directory ({exc.strerror or exc})") from None
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3:,} more" if len(others) > 3 else "")
+        raise OutputError(
+            f"--out {out_dir}: the directory is not empty ({shown}) and holds no earlier run (no {META_FILE}); "
+            "choose another --out: a new or empty directory, or an earlier run's"
+        )
+    return None
+
+
 def _table(df: pd.DataFrame) -> pa.Table:
     table = pa.Table.from_pandas(df, preserve_index=False)
     return table.replace_schema_metadata(None)

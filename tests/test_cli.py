@@ -128,6 +128,61 @@ def test_rerun_into_existing_dir_replaces_files(seed1: Path, tmp_path: Path) -> 
         assert (seed1 / name).read_bytes() == (out / name).read_bytes(), name
 
 
+# --- an existing --out ---------------------------------------------------------------------------
+
+
+def test_rerun_into_a_run_dir_says_it_replaced_it(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "twice"
+    assert run_small(out, seed=3) == 0
+    (out / "notes.txt").write_text("mine")
+    assert "note" not in capsys.readouterr().err
+    assert run_small(out) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"abm: note: replaced the earlier run in {out} (seed 3, written ")
+    assert json.loads((out / "run.json").read_text())["seed"] == 1
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_out_holding_other_files_is_refused(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.docx").write_text("years of work")
+    (out / "model.parquet").write_bytes(b"not ours")
+    assert run_small(out) == 2
+    assert_one_line_error(capsys.readouterr().err, f"--out {out}", "thesis.docx", "no run.json", "another --out")
+    assert sorted(p.name for p in out.iterdir()) == ["model.parquet", "thesis.docx"]
+    assert (out / "model.parquet").read_bytes() == b"not ours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no temp dir either
+
+
+def test_out_that_is_empty_or_an_unfinished_run_is_used(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert run_small(tmp_path / "empty") == 0
+    (tmp_path / "unfinished").mkdir()
+    (tmp_path / "unfinished" / "model.parquet").write_bytes(b"half")  # killed before run.json
+    assert run_small(tmp_path / "unfinished") == 0
+    assert (tmp_path / "unfinished" / "run.json").is_file()
+
+
+@pytest.mark.parametrize("command", [["run", "south_tees", *SMALL], ["sweep", "configs/sweeps/demo.yaml"]])
+@pytest.mark.parametrize("out", ["", " "])
+def test_empty_out_is_an_error(command: list[str], out: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    root = Path(__file__).resolve().parent.parent
+    command = [str(root / c) if c.startswith("configs/") else c for c in command]
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--out", out]) == 2
+    assert_one_line_error(capsys.readouterr().err, "--out", "must name a directory")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_help_gives_both_default_dirs_and_the_out_rules(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option: no wrapping inside the names
+    assert main(["run", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "runs/<config-stem>-seed<S>" in text and "runs/<config-stem>-<map-stem>-seed<S> with --network" in text
+    assert "an earlier run there is replaced" in text and "no run (no run.json) is refused" in text
+
+
 # --- a run pins its map ----------------------------------------------------------------------------
 
 
