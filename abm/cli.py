@@ -127,6 +127,10 @@ def _nonempty_arg(what: str) -> Callable[[str], str]:
     return parse
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def _set_arg(text: str) -> str:
     if "=" not in text or not text.split("=", 1)[0].strip():
         raise argparse.ArgumentTypeError(f"expected dotted.key=value (e.g. effort.budget=30), got {text!r}")
@@ -345,7 +349,7 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             print(f"{PROG}: note: replaced the earlier run in {out}{said}", file=sys.stderr)
         print(
             f"{PROG}: wrote {out} ({', '.join(DATA_FILES)}, {META_FILE}): "
-            f"{model.week} weeks, {model.state.n:,} agents, seed {seed}, {wall:.1f} s"
+            f"{_plural(model.week, 'week')}, {_plural(model.state.n, 'agent')}, seed {seed}, {wall:.1f} s"
         )
     return EXIT_OK
 

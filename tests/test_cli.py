@@ -128,6 +128,13 @@ def test_rerun_into_existing_dir_replaces_files(seed1: Path, tmp_path: Path) -> 
         assert (seed1 / name).read_bytes() == (out / name).read_bytes(), name
 
 
+def test_summary_line_says_1_week(tmp_path: Path, capsys) -> None:
+    argv = ["run", "south_tees", "--seed", "1", "--steps", "1", "--set", "population.residents=200"]
+    assert main([*argv, "--out", str(tmp_path / "one")]) == 0
+    line = capsys.readouterr().out
+    assert ": 1 week, " in line and "weeks" not in line
+
+
 # --- an existing --out ---------------------------------------------------------------------------
 
 
