@@ -210,7 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="for a CONFIG: weeks to run first (default 0: the network as built)",
     )
-    export.add_argument("--seed", type=seed, help="for a CONFIG: random seed (default: the config's, else 0)")
+    export.add_argument(
+        "--seed",
+        type=seed,
+        help="for a CONFIG: random seed (default: the config's, else 0, so the same command gives the same "
+        "network; unlike 'abm run', which draws a fresh seed)",
+    )
     export.add_argument("--set", dest="sets", **sets)
     check = actions.add_parser("check", help="read a map, match it to a config and summarise it, without running")
     check.add_argument("map", metavar="MAP", help="the map file or directory")

@@ -190,6 +190,13 @@ def test_run_help_gives_both_default_dirs_and_the_out_rules(monkeypatch, capsys)
     assert "an earlier run there is replaced" in text and "no run (no run.json) is refused" in text
 
 
+def test_network_export_help_says_its_seed_is_0_not_fresh(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")
+    assert main(["network", "export", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: the config's, else 0" in text and "unlike 'abm run', which draws a fresh seed" in text
+
+
 # --- a run pins its map ----------------------------------------------------------------------------
 
 
