@@ -10,7 +10,9 @@ A run directory holds six files:
 - `config.yaml`: the resolved configuration, seed included (`abm run DIR/config.yaml` repeats it);
   a run on a map also records the map's SHA-256 as `network.source_sha256`, so a rerun refuses
   a map edited since,
-- `run.json`: seed, config hash, sizes, package versions, platform, timings, command line.
+- `run.json`: seed, config hash, sizes, package versions, platform, timings, command line, each
+  file's SHA-256, and the event log (`events`: week and plain-language text of each event fired
+  and of people starting to act).
 
 Everything, `run.json` included, is written into a temporary sibling directory
 (`.DIR.tmp-<pid>`) and synced to disk, then renamed to DIR in one step: a run killed at any
@@ -487,6 +489,8 @@ def write_run(
     meta["files"] = {
         name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()
     }
+    # The event log is small (a line or two a week), so it rides in run.json rather than a new file.
+    meta["events"] = [{"week": int(e["week"]), "text": str(e["text"])} for e in model.events_log]
     files[META_FILE] = (json.dumps(meta, indent=2) + "\n").encode("utf-8")
     needed = sum(len(data) for data in files.values())
     had_run = (out / META_FILE).is_file()

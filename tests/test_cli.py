@@ -24,6 +24,7 @@ import yaml
 import abm.io
 import abm.model
 from abm.cli import main
+from abm.config import load_config
 
 SMALL = ["--set", "population.residents=200", "--steps", "5"]
 ABM = Path(sys.executable).parent / "abm"
@@ -126,6 +127,13 @@ def test_rerun_into_existing_dir_replaces_files(seed1: Path, tmp_path: Path) -> 
     assert run_small(out) == 0
     for name in DATA:
         assert (seed1 / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_run_json_keeps_the_event_log(seed1: Path) -> None:
+    events = json.loads((seed1 / "run.json").read_text())["events"]
+    model = abm.model.CommonPurposeModel(load_config(seed1 / "config.yaml"), rng=1).run()
+    assert events == model.events_log and events  # people start acting within 5 weeks
+    assert all(set(e) == {"week", "text"} and isinstance(e["week"], int) and e["text"] for e in events)
 
 
 def test_summary_line_says_1_week(tmp_path: Path, capsys) -> None:
