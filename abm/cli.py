@@ -23,9 +23,12 @@ alias bombs, duplicate keys, binary files, devices and pipes are refused). An un
 failure during a run prints one line and exits 1 (set ABM_DEBUG=1 for the traceback). Ctrl-C
 during a run exits 130 and writes nothing. A full disk prints one line and exits 2 (`abm run`:
 nothing written, an earlier run in --out untouched; `abm sweep`: finished runs kept, rerun to
-resume). A sweep (docs/sweeps.md) keeps every finished run: Ctrl-C exits 130, a sweep with
-failed runs exits 1, and running the same command again resumes it. A sweep file's `model:`
-may name only this package's factories unless `--trust-model PACKAGE` is given.
+resume). `abm run --out DIR` replaces an earlier run in DIR (saying so) and refuses a non-empty
+DIR holding no run (no run.json); a run on a map pins the map's SHA-256 in its config.yaml
+(`network.source_sha256`), so rerunning that config on an edited map is refused. A sweep
+(docs/sweeps.md) keeps every finished run: Ctrl-C exits 130, a sweep with failed runs exits 1,
+and running the same command again resumes it. A sweep file's `model:` may name only this
+package's factories unless `--trust-model PACKAGE` is given.
 
 Example:
     >>> main(["run", "south_tees", "--steps", "3", "--seed", "1", "--set", "population.residents=200",
@@ -63,7 +66,7 @@ from abm.config import (
     refuse_over_memory,
     resolve_path,
 )
-from abm.io import DATA_FILES, META_FILE, OutputError, check_out_dir, write_run
+from abm.io import DATA_FILES, META_FILE, OutputError, check_out_dir, previous_run, write_run
 from abm.mapio import CONFIG_SUFFIXES, FORMATS, MAP_FILES, SUFFIX_FORMATS, MapWarning
 
 PROG = "abm"
@@ -114,6 +117,20 @@ def _float_arg(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
+def _nonempty_arg(what: str) -> Callable[[str], str]:
+    # `--out ''` would otherwise fall through to the default, silently
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"must name {what}, got {text!r}")
+        return text
+
+    return parse
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def _set_arg(text: str) -> str:
     if "=" not in text or not text.split("=", 1)[0].strip():
         raise argparse.ArgumentTypeError(f"expected dotted.key=value (e.g. effort.budget=30), got {text!r}")
@@ -144,7 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--seed", type=seed, help="random seed (default: the config's seed, else a fresh one, recorded in run.json)"
     )
-    run.add_argument("--out", metavar="DIR", help="output directory (default: runs/<config-stem>-seed<S>)")
+    run.add_argument(
+        "--out",
+        metavar="DIR",
+        type=_nonempty_arg("a directory (leave --out out for the default)"),
+        help="output directory (default: runs/<config-stem>-seed<S>, or runs/<config-stem>-<map-stem>-seed<S> "
+        "with --network); an earlier run there is replaced (a note says so), other files in it are kept; "
+        "a non-empty directory holding no run (no run.json) is refused",
+    )
     run.add_argument("--set", dest="sets", **sets)
     run.add_argument("--network", metavar="MAP", help=network_help)
 
@@ -169,7 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "source", metavar="RUN_DIR_OR_CONFIG", help="a run directory (from 'abm run'), or a YAML path or preset"
     )
-    export.add_argument("--out", metavar="PATH", required=True, help="the file (a directory for csv and kumu-csv)")
+    export.add_argument(
+        "--out",
+        metavar="PATH",
+        required=True,
+        type=_nonempty_arg("a file or directory"),
+        help="the file (a directory for csv and kumu-csv)",
+    )
     export.add_argument(
         "--format", choices=FORMATS, help="default: from --out's suffix (.graphml, .gexf, .xlsx: kumu-xlsx, .json)"
     )
@@ -180,7 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="for a CONFIG: weeks to run first (default 0: the network as built)",
     )
-    export.add_argument("--seed", type=seed, help="for a CONFIG: random seed (default: the config's, else 0)")
+    export.add_argument(
+        "--seed",
+        type=seed,
+        help="for a CONFIG: random seed (default: the config's, else 0, so the same command gives the same "
+        "network; unlike 'abm run', which draws a fresh seed)",
+    )
     export.add_argument("--set", dest="sets", **sets)
     check = actions.add_parser("check", help="read a map, match it to a config and summarise it, without running")
     check.add_argument("map", metavar="MAP", help="the map file or directory")
@@ -197,7 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
         "'abm sweep report DIR' writes the figures and an HTML page for a sweep directory.",
     )
     sweep.add_argument("sweep_file", metavar="SWEEP.yaml", help="sweep file (e.g. configs/sweeps/demo.yaml)")
-    sweep.add_argument("--out", metavar="DIR", help="sweep directory, new or to resume (default: runs/sweep-<stem>)")
+    sweep.add_argument(
+        "--out",
+        metavar="DIR",
+        type=_nonempty_arg("a directory (leave --out out for the default)"),
+        help="sweep directory, new or to resume (default: runs/sweep-<stem>)",
+    )
     sweep.add_argument(
         "--workers",
         type=_int_arg(0, 4096, "a whole number"),
@@ -223,7 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("sweep-report", prog=f"{PROG} sweep report", description="Write a sweep's report.")
     report.add_argument("sweep_dir", metavar="DIR", help="a sweep directory written by 'abm sweep'")
-    report.add_argument("--out", metavar="REPORT_DIR", help="where the PNGs and index.html go (default: DIR/report)")
+    report.add_argument(
+        "--out",
+        metavar="REPORT_DIR",
+        type=_nonempty_arg("a directory (leave --out out for the default)"),
+        help="where the PNGs and index.html go (default: DIR/report)",
+    )
     report.add_argument(
         "--outcome",
         dest="outcomes",
@@ -246,6 +291,8 @@ def _load(config: str, sets: list[str], network: str | None = None) -> Config:
 
     The map's path is made absolute (a relative `network.source` is looked up from the current
     directory, then from the config file's), so the run's config.yaml repeats the run from anywhere.
+    A --network map replaces the config's own, so the config's `network.source_sha256` (the hash
+    of its own map) is dropped.
     """
     cfg = load_config(config, sets or None)
     source = network if network is not None else cfg.network.source
@@ -255,7 +302,10 @@ def _load(config: str, sets: list[str], network: str | None = None) -> Config:
     if not path.is_absolute() and not path.exists() and network is None:
         beside = resolve_path(config).parent / path
         path = beside if beside.exists() else path
-    return load_config(cfg, {"network.source": str(path.absolute())})
+    changes: dict[str, str | None] = {"network.source": str(path.absolute())}
+    if network is not None:
+        changes["network.source_sha256"] = None
+    return load_config(cfg, changes)
 
 
 @contextlib.contextmanager
@@ -283,8 +333,9 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         extra["steps"] = args.steps
     cfg = load_config(cfg, extra)
     stem = Path(args.config).stem + (f"-{Path(args.network).stem}" if args.network else "")
-    out = Path(args.out) if args.out else Path("runs") / f"{stem}-seed{seed}"
+    out = Path(args.out) if args.out is not None else Path("runs") / f"{stem}-seed{seed}"
     check_out_dir(out)
+    earlier = previous_run(out)
 
     from abm.model import CommonPurposeModel
 
@@ -296,9 +347,14 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     write_run(model, out, wall, command=[PROG, *argv])
     # The run is on disk now: a Ctrl-C from here on must not report "nothing written".
     with contextlib.suppress(KeyboardInterrupt):
+        if earlier is not None:
+            was = [f"seed {earlier['seed']}"] if "seed" in earlier else []
+            was += [f"written {earlier['timestamp_utc']}"] if "timestamp_utc" in earlier else []
+            said = f" ({', '.join(was)})" if was else ""
+            print(f"{PROG}: note: replaced the earlier run in {out}{said}", file=sys.stderr)
         print(
             f"{PROG}: wrote {out} ({', '.join(DATA_FILES)}, {META_FILE}): "
-            f"{model.week} weeks, {model.state.n:,} agents, seed {seed}, {wall:.1f} s"
+            f"{_plural(model.week, 'week')}, {_plural(model.state.n, 'agent')}, seed {seed}, {wall:.1f} s"
         )
     return EXIT_OK
 

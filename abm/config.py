@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 #: Where the shipped scenario files live (a preset name resolves here).
@@ -227,6 +227,14 @@ class NetworkSpec(Strict):
     source: str | None = Field(
         None, description="a map file to use instead of the generator (GraphML, GEXF, CSV, Kumu, PRSM)"
     )
+    source_sha256: str | None = Field(
+        None,
+        description=(
+            "SHA-256 of the map at `source` (64 hex characters; a CSV pair: of its two files' hashes), "
+            "written by `abm run` and the app's export; a map whose hash differs is refused "
+            "(null: not checked)"
+        ),
+    )
     source_max_mb: Positive = Field(50.0, le=10_000, description="largest map file accepted (megabytes)")
     mapping: MapMappingSpec = Field(default_factory=MapMappingSpec)
     within_org_degree: NonNeg = Field(6.0, le=1000)
@@ -238,6 +246,16 @@ class NetworkSpec(Strict):
     cross_ward_share: Unit = Field(0.05, description="share of rewired resident ties that leave the ward")
     community_degree: NonNeg = Field(2.0, le=1000, description="ties per member within a community of interest")
     trust: TrustSpec = Field(default_factory=TrustSpec)
+
+    @field_validator("source_sha256", mode="before")
+    @classmethod
+    def _hex_digest(cls, value: Any) -> str | None:
+        # before pydantic's own check, so a number or a short string gets the same plain message
+        if value is None:
+            return None
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+            raise ValueError("must be the map's SHA-256: 64 hexadecimal characters (0-9, a-f), or null")
+        return value.lower()
 
 
 # --- what the pilot does ------------------------------------------------------------------------
@@ -579,15 +597,24 @@ class Config(Strict):
         return staff + self.population.residents
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        # Left out while unset, so configs without a map keep the bytes (and digests) they always had.
+        if data["network"].get("source_sha256") is None:
+            data["network"].pop("source_sha256", None)
+        return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
     def digest(self) -> str:
-        """A stable hash of the resolved configuration (seed excluded)."""
+        """A stable hash of the resolved configuration (seed and `network.source_sha256` excluded).
+
+        The map's hash is left out because `abm run` adds it to the config it writes: the run and
+        its rerun from that config.yaml get the same digest.
+        """
         data = self.to_dict()
         data.pop("seed", None)
+        data["network"].pop("source_sha256", None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -7,8 +7,12 @@ A run directory holds six files:
 - `people.parquet`: one row per person at the end (`abm.mapio.people_frame`: role, ward,
   organisation, community, vision, value, acting, stage, first-passage weeks, map id and label),
 - `ties.parquet`: every tie at the end (source, target as person indices; trust; kind),
-- `config.yaml`: the resolved configuration, seed included (`abm run DIR/config.yaml` repeats it),
-- `run.json`: seed, config hash, sizes, package versions, platform, timings, command line.
+- `config.yaml`: the resolved configuration, seed included (`abm run DIR/config.yaml` repeats it);
+  a run on a map also records the map's SHA-256 as `network.source_sha256`, so a rerun refuses
+  a map edited since,
+- `run.json`: seed, config hash, sizes, package versions, platform, timings, command line, each
+  file's SHA-256, and the event log (`events`: week and plain-language text of each event fired
+  and of people starting to act).
 
 Everything, `run.json` included, is written into a temporary sibling directory
 (`.DIR.tmp-<pid>`) and synced to disk, then renamed to DIR in one step: a run killed at any
@@ -185,6 +189,44 @@ def check_out_dir(out_dir: str | Path) -> Path:
     if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
         raise OutputError(f"--out {out_dir}: the directory is not writable (choose one you can write to)")
     return out
+
+
+def previous_run(out_dir: str | Path) -> dict[str, Any] | None:
+    """The earlier run in `out_dir` that a new run there would replace, refusing anything else.
+
+    A re-run into the same directory is normal; a directory of other files is most likely a
+    mistyped --out, and the run's files would be mixed in among them.
+
+    Args:
+        out_dir: the run directory (missing, empty, or holding an earlier run are all fine).
+
+    Returns:
+        The earlier run's run.json (`{}` if unreadable), or None when there is none.
+
+    Raises:
+        OutputError: `out_dir` holds entries other than a run's files and no run.json.
+    """
+    out = Path(out_dir)
+    if not out.is_dir():
+        return None
+    meta = out / META_FILE
+    if meta.is_file():
+        try:
+            return dict(json.loads(meta.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return {}
+    try:
+        # Run files without run.json are an unfinished earlier run: replacing them is fine.
+        others = sorted(name for name in os.listdir(out) if name not in DATA_FILES)
+    except OSError as exc:
+        raise OutputError(f"--out {out_dir}: cannot list the directory ({exc.strerror or exc})") from None
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3:,} more" if len(others) > 3 else "")
+        raise OutputError(
+            f"--out {out_dir}: the directory is not empty ({shown}) and holds no earlier run (no {META_FILE}); "
+            "choose another --out: a new or empty directory, or an earlier run's"
+        )
+    return None
 
 
 def _table(df: pd.DataFrame) -> pa.Table:
@@ -387,6 +429,20 @@ def _meta(model: CommonPurposeModel, wall_seconds: float, command: Sequence[str]
     }
 
 
+def _config_yaml(model: CommonPurposeModel) -> str:
+    """The run's resolved config, with the map's SHA-256 as `network.source_sha256` when a map was used.
+
+    config.yaml holds only the map's path: pinning its hash makes a rerun refuse an edited map
+    instead of quietly giving other results.
+    """
+    cfg = model.config
+    sha = (model.population.meta.get("source") or {}).get("sha256")
+    if sha and cfg.network.source:
+        cfg = cfg.model_copy(deep=True)
+        cfg.network.source_sha256 = sha  # validated on assignment
+    return cfg.to_yaml()
+
+
 def write_run(
     model: CommonPurposeModel,
     out_dir: str | Path,
@@ -427,12 +483,14 @@ def write_run(
         GROUPS_FILE: _parquet_bytes(model.groups_frame()),
         PEOPLE_FILE: _parquet_bytes(people_frame(model)),
         TIES_FILE: _parquet_bytes(ties_frame(model)),
-        CONFIG_FILE: model.config.to_yaml().encode("utf-8"),
+        CONFIG_FILE: _config_yaml(model).encode("utf-8"),
     }
     meta = _meta(model, wall_seconds, command)
     meta["files"] = {
         name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for name, data in files.items()
     }
+    # The event log is small (a line or two a week), so it rides in run.json rather than a new file.
+    meta["events"] = [{"week": int(e["week"]), "text": str(e["text"])} for e in model.events_log]
     files[META_FILE] = (json.dumps(meta, indent=2) + "\n").encode("utf-8")
     needed = sum(len(data) for data in files.values())
     had_run = (out / META_FILE).is_file()

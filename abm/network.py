@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from abm.config import Config, OrganisationSpec
+from abm.config import Config, ConfigError, OrganisationSpec
 
 TIE_KINDS = (
     "within_organisation",
@@ -110,6 +110,25 @@ def _repeat_draws(agents: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.repeat(agents, counts)
 
 
+def check_map_hash(cfg: Config, sha256: str) -> None:
+    """Refuse a map whose SHA-256 is not the one `network.source_sha256` pins.
+
+    A saved config.yaml repeats its run only with the same map: a map edited since would give
+    other results without a word.
+
+    Raises:
+        ConfigError: the hashes differ (one line: the map, both hash prefixes, the way out).
+    """
+    pinned = cfg.network.source_sha256
+    if pinned is None or sha256.lower() == pinned:
+        return
+    raise ConfigError(
+        f"network.source: the map {cfg.network.source} changed since this config was written "
+        f"(sha256 was {pinned[:12]}..., now {sha256[:12]}...); remove network.source_sha256 to run "
+        "with the map as it is now"
+    )
+
+
 def generate(cfg: Config, rng: np.random.Generator) -> Population:
     """Build the system described by `cfg`, seeded by `rng`.
 
@@ -117,12 +136,14 @@ def generate(cfg: Config, rng: np.random.Generator) -> Population:
     otherwise the synthetic South Tees generator builds them.
 
     Raises:
-        ConfigError: (a `MapError`) the map file cannot be used.
+        ConfigError: (a `MapError`) the map file cannot be used, or it is not the map whose
+            SHA-256 `network.source_sha256` records.
     """
     if cfg.network.source:
         from abm.mapio import read_map
 
         graph = read_map(cfg.network.source, cfg.network.mapping, max_mb=cfg.network.source_max_mb)
+        check_map_hash(cfg, str(graph.graph.get("sha256", "")))
         return population_from_graph(graph, cfg, rng)
     role_names = list(cfg.roles)
     ward_names = list(cfg.wards)

@@ -172,6 +172,21 @@ def test_export_names_the_map_and_the_zip_repeats_the_run(ctl: Controller, tmp_p
     pd.testing.assert_frame_equal(cli_weekly.reset_index(drop=True), app_weekly.reset_index(drop=True))
 
 
+def test_exported_config_pins_the_map_as_abm_run_does(ctl: Controller, tmp_path: Path, capsys) -> None:
+    assert ctl.upload_map([up("karate.graphml", karate_graphml())])
+    network = yaml.safe_load(export.config_yaml(ctl.session))["network"]
+    assert network["source_sha256"] == ctl.session.map.sha256
+    assert list(network)[list(network).index("source") + 1] == "source_sha256"  # where abm run writes it
+    with zipfile.ZipFile(io.BytesIO(export.everything_zip(ctl.session))) as zf:
+        zf.extractall(tmp_path / "unzipped")
+    edited = graphml([("a", "b")], {"a": "gp", "b": "resident"})
+    (tmp_path / "unzipped" / "karate.graphml").write_bytes(edited)
+    capsys.readouterr()
+    code = cli_main(["run", str(tmp_path / "unzipped" / "config.yaml"), "--out", str(tmp_path / "run")])
+    assert code == 2 and "remove network.source_sha256" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 # --- refusals -----------------------------------------------------------------------------------
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>

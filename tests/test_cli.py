@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import pty
@@ -15,12 +16,15 @@ import termios
 import time
 from pathlib import Path
 
+import networkx as nx
 import pandas as pd
 import pytest
+import yaml
 
 import abm.io
 import abm.model
 from abm.cli import main
+from abm.config import load_config
 
 SMALL = ["--set", "population.residents=200", "--steps", "5"]
 ABM = Path(sys.executable).parent / "abm"
@@ -123,6 +127,136 @@ def test_rerun_into_existing_dir_replaces_files(seed1: Path, tmp_path: Path) -> 
     assert run_small(out) == 0
     for name in DATA:
         assert (seed1 / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_run_json_keeps_the_event_log(seed1: Path) -> None:
+    events = json.loads((seed1 / "run.json").read_text())["events"]
+    model = abm.model.CommonPurposeModel(load_config(seed1 / "config.yaml"), rng=1).run()
+    assert events == model.events_log and events  # people start acting within 5 weeks
+    assert all(set(e) == {"week", "text"} and isinstance(e["week"], int) and e["text"] for e in events)
+
+
+def test_summary_line_says_1_week(tmp_path: Path, capsys) -> None:
+    argv = ["run", "south_tees", "--seed", "1", "--steps", "1", "--set", "population.residents=200"]
+    assert main([*argv, "--out", str(tmp_path / "one")]) == 0
+    line = capsys.readouterr().out
+    assert ": 1 week, " in line and "weeks" not in line
+
+
+# --- an existing --out ---------------------------------------------------------------------------
+
+
+def test_rerun_into_a_run_dir_says_it_replaced_it(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "twice"
+    assert run_small(out, seed=3) == 0
+    (out / "notes.txt").write_text("mine")
+    assert "note" not in capsys.readouterr().err
+    assert run_small(out) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"abm: note: replaced the earlier run in {out} (seed 3, written ")
+    assert json.loads((out / "run.json").read_text())["seed"] == 1
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_out_holding_other_files_is_refused(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.docx").write_text("years of work")
+    (out / "model.parquet").write_bytes(b"not ours")
+    assert run_small(out) == 2
+    assert_one_line_error(capsys.readouterr().err, f"--out {out}", "thesis.docx", "no run.json", "another --out")
+    assert sorted(p.name for p in out.iterdir()) == ["model.parquet", "thesis.docx"]
+    assert (out / "model.parquet").read_bytes() == b"not ours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no temp dir either
+
+
+def test_out_that_is_empty_or_an_unfinished_run_is_used(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert run_small(tmp_path / "empty") == 0
+    (tmp_path / "unfinished").mkdir()
+    (tmp_path / "unfinished" / "model.parquet").write_bytes(b"half")  # killed before run.json
+    assert run_small(tmp_path / "unfinished") == 0
+    assert (tmp_path / "unfinished" / "run.json").is_file()
+
+
+@pytest.mark.parametrize("command", [["run", "south_tees", *SMALL], ["sweep", "configs/sweeps/demo.yaml"]])
+@pytest.mark.parametrize("out", ["", " "])
+def test_empty_out_is_an_error(command: list[str], out: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    root = Path(__file__).resolve().parent.parent
+    command = [str(root / c) if c.startswith("configs/") else c for c in command]
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--out", out]) == 2
+    assert_one_line_error(capsys.readouterr().err, "--out", "must name a directory")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_help_gives_both_default_dirs_and_the_out_rules(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option: no wrapping inside the names
+    assert main(["run", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "runs/<config-stem>-seed<S>" in text and "runs/<config-stem>-<map-stem>-seed<S> with --network" in text
+    assert "an earlier run there is replaced" in text and "no run (no run.json) is refused" in text
+
+
+def test_network_export_help_says_its_seed_is_0_not_fresh(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")
+    assert main(["network", "export", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: the config's, else 0" in text and "unlike 'abm run', which draws a fresh seed" in text
+
+
+# --- a run pins its map ----------------------------------------------------------------------------
+
+
+def _karate(path: Path, drop: int = 0) -> str:
+    """Write Zachary's karate club (less `drop` ties) as GraphML; return its SHA-256."""
+    g = nx.karate_club_graph()
+    g.remove_edges_from(list(g.edges)[:drop])
+    nx.write_graphml(g, path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _map_run(config: str, out: Path, *extra: str) -> int:
+    return main(["run", config, "--out", str(out), *extra])
+
+
+def test_config_yaml_pins_the_map_and_refuses_a_changed_one(tmp_path: Path, capsys) -> None:
+    old = _karate(tmp_path / "k.graphml")
+    first = tmp_path / "first"
+    assert _map_run("south_tees", first, "--network", str(tmp_path / "k.graphml"), "--seed", "2", "--steps", "2") == 0
+    saved = str(first / "config.yaml")
+    assert yaml.safe_load(Path(saved).read_text())["network"]["source_sha256"] == old
+    assert json.loads((first / "run.json").read_text())["network_source"]["sha256"] == old
+    # the same map: the rerun repeats the run byte for byte, config hash included
+    assert _map_run(saved, tmp_path / "again") == 0
+    for name in DATA:
+        assert (first / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+    hashes = [json.loads((d / "run.json").read_text())["config_hash"] for d in (first, tmp_path / "again")]
+    assert hashes[0] == hashes[1]
+    # the map edited since: one line, exit 2, nothing written
+    new = _karate(tmp_path / "k.graphml", drop=1)
+    capsys.readouterr()
+    assert _map_run(saved, tmp_path / "changed") == 2
+    assert_one_line_error(
+        capsys.readouterr().err,
+        "changed since this config was written",
+        old[:12],
+        new[:12],
+        "remove network.source_sha256 to run with the map as it is now",
+    )
+    assert not (tmp_path / "changed").exists()
+    # without the key it runs on the map as it is now, and pins that
+    assert _map_run(saved, tmp_path / "now", "--set", "network.source_sha256=null") == 0
+    assert yaml.safe_load((tmp_path / "now" / "config.yaml").read_text())["network"]["source_sha256"] == new
+
+
+def test_network_option_replaces_the_pinned_map(tmp_path: Path) -> None:
+    _karate(tmp_path / "k.graphml")
+    other = _karate(tmp_path / "other.graphml", drop=2)
+    assert _map_run("south_tees", tmp_path / "first", "--network", str(tmp_path / "k.graphml"), "--steps", "1") == 0
+    saved = str(tmp_path / "first" / "config.yaml")
+    assert _map_run(saved, tmp_path / "second", "--network", str(tmp_path / "other.graphml")) == 0
+    assert yaml.safe_load((tmp_path / "second" / "config.yaml").read_text())["network"]["source_sha256"] == other
 
 
 # --- errors: one line, exit 2, nothing written ------------------------------------------------------

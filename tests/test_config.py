@@ -50,6 +50,26 @@ def test_digest_ignores_seed_but_not_parameters():
     assert a.digest() == b.digest() != c.digest()
 
 
+SHA = "0123456789abcdef" * 4
+
+
+def test_source_sha256_is_64_hex_characters_lower_cased():
+    assert load_config("south_tees", {"network.source_sha256": SHA.upper()}).network.source_sha256 == SHA
+    for bad in ("abc", "g" * 64, SHA + "0", 12, ["x"]):
+        with pytest.raises(ConfigError, match=r"network\.source_sha256.*64 hexadecimal characters") as info:
+            load_config("south_tees", {"network.source_sha256": bad})
+        assert "\n" not in str(info.value)
+
+
+def test_source_sha256_leaves_configs_and_digests_as_they_were():
+    plain = load_config("south_tees", {"seed": 1})
+    pinned = load_config(plain, {"network.source_sha256": SHA})
+    assert "source_sha256" not in plain.to_yaml() and "source_sha256" not in plain.to_dict()["network"]
+    assert f"source_sha256: {SHA}" in pinned.to_yaml()
+    assert pinned.digest() == plain.digest()  # a run and its rerun from the config it wrote match
+    assert load_config(pinned, {"network.source_sha256": None}).to_yaml() == plain.to_yaml()
+
+
 @pytest.mark.parametrize(
     ("overrides", "fragment"),
     [

@@ -672,11 +672,15 @@ def test_rerun_keeps_other_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_run_into_a_directory_of_other_files(tmp_path: Path) -> None:
-    """A non-empty directory that holds no run: the run's files are added, the others left alone."""
+def test_run_into_a_directory_of_other_files(tmp_path: Path, capsys) -> None:
+    """A non-empty directory that holds no run: `abm run` refuses it and writes nothing;
+    `write_run` (from Python) adds the run's files and leaves the others alone."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "README").write_text("hello")
-    assert run_small(out, 1) == 0
+    assert run_small(out, 1) == 2
+    assert "choose another --out" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and [p.name for p in out.iterdir()] == ["README"]
+    abm.io.write_run(CommonPurposeModel(rng=1, steps=2, residents=200).run(), out, wall_seconds=0.0)
     assert assert_absent_or_complete(out) == "1"
     assert (out / "README").read_text() == "hello"

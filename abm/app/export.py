@@ -63,7 +63,7 @@ def map_note(session: Session) -> str:
         return ""
     return (
         f"# This run used a map uploaded in the app: {m.name} ({m.format}, {m.size:,} bytes),\n"
-        f"# sha256 {m.sha256}.\n"
+        f"# sha256 {m.sha256} (network.source_sha256: a changed map is refused).\n"
         f"# network.source names it {m.export_name!r}: keep it beside this file (the app's\n"
         "# 'All of the above (ZIP)' download includes it), then run `abm run config.yaml`.\n"
     )

@@ -410,8 +410,16 @@ class Session:
             extra = [dict(e["event"].model_dump(mode="json"), week=e["week"] + 1) for e in self.app_events]
             data["events"] = list(data.get("events", [])) + extra
             if self.map is not None:
-                # not the server's temporary file: the map's own name, kept beside the config
-                data["network"]["source"] = self.map.export_name
+                # not the server's temporary file: the map's own name, kept beside the config, and
+                # its hash under the key `abm run` writes (an edited map is then refused, not rerun)
+                net = data["network"]
+                net.pop("source_sha256", None)
+                data["network"] = {}
+                for key, value in net.items():
+                    data["network"][key] = value
+                    if key == "source":
+                        data["network"]["source"] = self.map.export_name
+                        data["network"]["source_sha256"] = self.map.sha256
             return data
 
     # --- reading the run -----------------------------------------------------------------------
