@@ -11,6 +11,9 @@ takes the same options as `solara run` (`make app` runs it). What it changes, an
   "Loading app" (measured: 1 or 2 of 30 pages opened at once on one machine). Here the answer
   may take `WS_PING_TIMEOUT_S`; a page that has really gone is still noticed (and its run freed
   after the kernel cull timeout).
+- Solara's warning that session cookies fall back to samesite=lax over plain http is silenced:
+  that fallback is right for a room served on http://127.0.0.1 or a LAN address, and the
+  warning (8 lines on every page load) buried any real error in the facilitator's terminal.
 - Telemetry is off, the kernel cull timeout is 1 hour and the browser tab is named "Common purpose"
   from the first byte (30 tabs of "Solara" are hard to tell apart) unless the environment says
   otherwise (`SOLARA_TELEMETRY_MIXPANEL_ENABLE`, `SOLARA_KERNEL_CULL_TIMEOUT`, `SOLARA_THEME_TITLE`).
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 #: Seconds a browser may take to answer the server's websocket ping (uvicorn's default: 20).
@@ -36,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")
     os.environ.setdefault("SOLARA_KERNEL_CULL_TIMEOUT", "1h")
     os.environ.setdefault("SOLARA_THEME_TITLE", TAB_TITLE)
+    warnings.filterwarnings("ignore", message="Cookies with samesite=none require https", category=UserWarning)
     import solara.__main__ as solara_cli
     import uvicorn
 
