@@ -393,6 +393,17 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     wards = np.bincount(s.ward, minlength=len(model.ward_names))
     print("wards: " + ", ".join(f"{name} {int(c):,}" for name, c in zip(model.ward_names, wards, strict=True)))
     print(f"organisations: {len(model.org_names):,}; communities: {len(model.community_names)}")
+    if cfg.events:  # the schedule, so a late or mistyped week shows before a run
+        shown = []
+        for e in sorted(cfg.events, key=lambda e: e.week):
+            detail = ", ".join(
+                f"{k}={v}" for k, v in e.model_dump().items() if k not in ("type", "week") and v is not None
+            )
+            later = " (after the last week: never fires)" if e.week > cfg.steps else ""
+            shown.append(f"week {e.week} {e.type} ({detail}){later}")
+        print("events: " + "; ".join(shown))
+    else:
+        print("events: none")
     return EXIT_OK
 
 

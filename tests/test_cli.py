@@ -466,6 +466,17 @@ def test_describe_does_not_run(capsys) -> None:
     out = capsys.readouterr().out
     assert out.startswith("Each week (one step), in this order:")
     assert "agents" in out and "ties" in out and "resident 200" in out
+    assert out.rstrip().endswith("events: none")
+
+
+def test_describe_lists_the_events_and_says_which_never_fire(capsys) -> None:
+    late = "events=[{type: funding_cut, week: 300, factor: 0.5}, {type: leader_leaves, week: 20}]"
+    assert main(["describe", "south_tees", "--set", "population.residents=200", "--set", late]) == 0
+    captured = capsys.readouterr()
+    line = captured.out.rstrip().splitlines()[-1]
+    assert line.startswith("events: week 20 leader_leaves (count=1, role=leader, who=most_connected); week 300")
+    assert line.endswith("funding_cut (factor=0.5) (after the last week: never fires)")
+    assert "abm: warning: events.0 (funding_cut, week 300): after the run's last week (208)" in captured.err
 
 
 def test_presets_in_process(capsys) -> None:
