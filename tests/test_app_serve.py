@@ -92,3 +92,17 @@ def test_the_tab_is_named_before_the_app_draws(tmp_path: Path) -> None:
     assert f"<title>{serve.TAB_TITLE}</title>" in html
     # Solara's cookie warning (8 lines a page load over http) is not in the facilitator's terminal
     assert "samesite" not in log.read_text().lower()
+
+
+def test_a_port_in_use_is_said_in_one_line_before_anything_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    """A second `make app` (the app already running) says so, instead of 'server is starting' then an error."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit) as stop:
+            serve.main(["--host", "127.0.0.1", f"--port={port}", "--production"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"abm: error: port {port} on 127.0.0.1 is in use") and len(err.splitlines()) == 1
+    assert not serve.port_in_use("127.0.0.1", port)  # free again once closed

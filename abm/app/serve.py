@@ -14,6 +14,8 @@ takes the same options as `solara run` (`make app` runs it). What it changes, an
 - Solara's warning that session cookies fall back to samesite=lax over plain http is silenced:
   that fallback is right for a room served on http://127.0.0.1 or a LAN address, and the
   warning (8 lines on every page load) buried any real error in the facilitator's terminal.
+- A port already in use (the app running in another terminal) is said in one line before
+  anything starts; Solara printed "server is starting" and then the error.
 - Telemetry is off, the kernel cull timeout is 1 hour and the browser tab is named "Common purpose"
   from the first byte (30 tabs of "Solara" are hard to tell apart) unless the environment says
   otherwise (`SOLARA_TELEMETRY_MIXPANEL_ENABLE`, `SOLARA_KERNEL_CULL_TIMEOUT`, `SOLARA_THEME_TITLE`).
@@ -23,7 +25,9 @@ takes the same options as `solara run` (`make app` runs it). What it changes, an
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 import warnings
 from pathlib import Path
@@ -35,8 +39,44 @@ APP = Path(__file__).resolve().parents[2] / "app.py"
 TAB_TITLE = "Common purpose"
 
 
+def _option(args: list[str], name: str, default: str) -> str:
+    """The value of `--name VALUE` or `--name=VALUE` in args (the last one wins), else default."""
+    value = default
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something already listens on host:port (binding it fails with 'address in use')."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as uvicorn binds: a port just closed (TIME_WAIT) counts as free
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run `solara run app.py ARGV...` with the settings above (never returns normally)."""
+    """Run `solara run app.py ARGV...` with the settings above (never returns normally).
+
+    A port already in use (the app running in another terminal, say) is said in one line before
+    anything starts, rather than after a "server is starting" message.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    host, port = _option(args, "--host", "localhost"), _option(args, "--port", "8765")
+    if port.isdigit() and int(port) > 0 and port_in_use(host, int(port)):
+        print(
+            f"abm: error: port {port} on {host} is in use: is the app already running? Open "
+            f"http://{host}:{port}, or serve on another port (make app PORT=8800)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")
     os.environ.setdefault("SOLARA_KERNEL_CULL_TIMEOUT", "1h")
     os.environ.setdefault("SOLARA_THEME_TITLE", TAB_TITLE)
@@ -52,7 +92,6 @@ def main(argv: list[str] | None = None) -> None:
     # `solara run` builds its server with `uvicorn.Config(**its options)`, none of which is the
     # ping timeout, so the default above applies
     uvicorn.Config = RoomConfig  # type: ignore[misc]
-    args = sys.argv[1:] if argv is None else argv
     solara_cli.cli(["run", str(APP), *args])
 
 
