@@ -186,6 +186,7 @@ def difference_svg(result: CompareResult, column: str = "common_purpose_share") 
         y_min=-top,
         zero_line=True,
         legend=False,
+        points=True,
     )
 
 

@@ -327,6 +327,7 @@ def MapSummary(ctl: Controller, current: UploadedMap) -> None:
         on_click=guard(ctl.ui, ctl.clear_map, "Clear map"),
         outlined=True,
         small=True,
+        classes=["cp-wrap-btn"],
     )
 
 

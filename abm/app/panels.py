@@ -421,6 +421,7 @@ def EventButtons(ctl: Controller) -> None:
                     disabled=not can,
                     outlined=True,
                     small=True,
+                    classes=["cp-wrap-btn"],
                 )
                 slider("New national structural cap", cap.value, 0.0, 1.0, 0.05, cap.set)
             with solara.Column(gap="0px"):
@@ -431,6 +432,7 @@ def EventButtons(ctl: Controller) -> None:
                     disabled=not can,
                     outlined=True,
                     small=True,
+                    classes=["cp-wrap-btn"],
                 )
                 slider("Share of the budget kept", keep.value, 0.0, 1.0, 0.05, keep.set, f"{100 * keep.value:.0f}%")
         with solara.Row(gap="8px", style={"flex-wrap": "wrap", "margin-top": "6px"}):
@@ -441,6 +443,7 @@ def EventButtons(ctl: Controller) -> None:
                 disabled=not can,
                 outlined=True,
                 small=True,
+                classes=["cp-wrap-btn"],
             )
             solara.Button(
                 "A new partner joins",
@@ -449,6 +452,7 @@ def EventButtons(ctl: Controller) -> None:
                 disabled=not can,
                 outlined=True,
                 small=True,
+                classes=["cp-wrap-btn"],
             )
         if ui.notice.value:
             solara.HTML(tag="div", unsafe_innerHTML=esc(ui.notice.value), classes=["cp-muted"])
