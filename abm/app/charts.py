@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from abm.acting import STAGES
-from abm.app.svg import Line, Marker, columns, hbars, line_chart, nice_ceiling, stacked_area
+from abm.app.svg import Line, Marker, columns, hbars, line_chart, nice_ceiling, share_ceiling, stacked_area
 from abm.app.theme import (
     GROUP_PALETTE,
     PA_COLOURS,
@@ -64,7 +64,7 @@ def group_svgs(view, grouping: str, chosen: Sequence[str] | None = None) -> list
     keep = [i for i, name in enumerate(names) if not chosen or name in chosen]
     out = []
     for p, (label, _, _, _) in enumerate(PARTS):
-        top = nice_ceiling(max(float(data[:, keep, p].max(initial=0.0)) * 1.1, 0.05), 0.05) if keep else 0.05
+        top = share_ceiling(float(data[:, keep, p].max(initial=0.0))) if keep else 0.05
         lines = [
             Line(names[i], x, data[:, i, p], GROUP_PALETTE[k % len(GROUP_PALETTE)], width=2.0)
             for k, i in enumerate(keep)

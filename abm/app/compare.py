@@ -23,7 +23,7 @@ from scipy import stats
 
 from abm import CommonPurposeModel
 from abm.app.settings import Settings
-from abm.app.svg import Line, line_chart, nice_ceiling
+from abm.app.svg import Line, line_chart, nice_ceiling, share_ceiling
 from abm.app.theme import PARTS
 
 #: What a comparison records each week (model columns) and how it is labelled.
@@ -141,7 +141,7 @@ def side_svgs(result: CompareResult) -> tuple[str, str]:
     top = 0.0
     for column, _ in METRICS[:4]:
         top = max(top, float(np.nanmax(result.series[column])))
-    top = nice_ceiling(top * 1.1, 0.05)
+    top = share_ceiling(top)
     out = []
     for s, name in enumerate((result.name_a, result.name_b)):
         lines = []

@@ -67,6 +67,12 @@ def nice_ceiling(value: float, minimum: float) -> float:
     return step * math.ceil(value / step - 1e-9)
 
 
+def share_ceiling(highest: float, minimum: float = 0.05) -> float:
+    """The axis top for shares: a round number above `highest` (with some headroom), never above 100%."""
+    top = nice_ceiling(highest * 1.1, minimum)
+    return min(top, 1.0) if highest <= 1.0 + 1e-9 else top
+
+
 def fmt(value: float, percent: bool, step: float | None = None, points: bool = False) -> str:
     """A tick or label value: `0.25` -> `25%` (percent), `+25` (points: a difference of shares), `0.25`."""
     if points:
@@ -227,9 +233,12 @@ def line_chart(
             longest = max(longest, float(np.nanmax(line.x)))
         if line.band is not None and line.band[1].size:
             highest = max(highest, float(np.nanmax(line.band[1])))
-    top_value = y_max if y_max is not None else nice_ceiling(highest * 1.1, y_min_top)
-    if y_max is None and percent and not points and highest <= 1.0 + 1e-9:
-        top_value = min(top_value, 1.0)  # a share never passes 100%: no axis up to 125%
+    if y_max is not None:
+        top_value = y_max
+    elif percent and not points:
+        top_value = share_ceiling(highest, y_min_top)  # a share never passes 100%: no axis up to 125%
+    else:
+        top_value = nice_ceiling(highest * 1.1, y_min_top)
     frame = Frame(width, height, x_max or longest, top_value, y_min=y_min, right=right, top=48 if legend else 34)
     parts = [open_svg(width, height, title)]
     parts.append(text(frame.left - 44, 18, title, 14, weight="600"))
