@@ -37,6 +37,7 @@ from abm.config import Config, load_config
 from abm.events import check_events, fire_events
 from abm.generators import generic_population, seed_initial_state
 from abm.influence import feedback, neighbour_sums, social_influence
+from abm.labels import plain, plural
 from abm.metrics import MODEL_COLUMNS, Recorder
 from abm.network import TIE_KINDS, generate
 from abm.residents import baseline_rates, move_classes
@@ -496,9 +497,9 @@ class CommonPurposeModel(mesa.Model):
         known = after[after >= 0]
         activity = _ACTIVITY_NAMES[int(np.bincount(known).argmax())] if known.size else "influence from others"
         ward = self.ward_labels[int(np.bincount(s.ward[started]).argmax())]
-        role = self.role_names[int(np.bincount(s.role[started]).argmax())].replace("_", " ")
+        role = plural(plain(self.role_names[int(np.bincount(s.role[started]).argmax())]))
         self.log_event(
-            f"{k} started acting for the first time, mostly {role}s, most often after {activity}, most in {ward}"
+            f"{k} started acting for the first time, mostly {role}, most often after {activity}, most in {ward}"
         )
 
     def __repr__(self) -> str:

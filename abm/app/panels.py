@@ -31,6 +31,7 @@ from abm.app.theme import (
     STAGE_COLOURS,
     STAGE_LABEL,
     STAGE_MEANING,
+    org_label,
     pretty,
     role_label,
     role_shapes,
@@ -136,6 +137,11 @@ def _shape_icon(shape: str) -> str:
     return f'<svg width="14" height="14" fill="#4a5568">{paths.get(shape, paths["circle"])}</svg>'
 
 
+def _times(n: int) -> str:
+    """`never`, `once`, `twice`, `3 times`: how often a post changed hands."""
+    return {0: "never", 1: "once", 2: "twice"}.get(n, f"{n:,} times")
+
+
 def _mask(static, roles: list[str], wards: list[str], orgs: list[str], view: View) -> str:
     if not (roles or wards or orgs):
         return ""
@@ -147,7 +153,7 @@ def _mask(static, roles: list[str], wards: list[str], orgs: list[str], view: Vie
         codes = [i for i, w in enumerate(view.ward_labels) if w in wards]
         keep &= np.isin(static.ward, codes)
     if orgs:
-        codes = [i for i, o in enumerate(view.org_names) if o in orgs]
+        codes = [i for i, o in enumerate(view.org_names) if org_label(o) in orgs]
         keep &= np.isin(static.org, codes)
     return keep.astype(np.uint8).tobytes().translate(bytes.maketrans(b"\x00\x01", b"01")).decode("ascii")
 
@@ -231,7 +237,7 @@ def PeopleView(ctl: Controller, view: View, static) -> None:
         solara.SelectMultiple(
             "Organisations",
             values=ui.orgs.value,
-            all_values=list(view.org_names),
+            all_values=[org_label(o) for o in view.org_names],
             on_value=ui.orgs.set,
             dense=True,
             style={"min-width": "160px", "max-width": "260px"},
@@ -296,7 +302,7 @@ def Inspector(ctl: Controller) -> None:
             f'<span class="cp-chip" style="background: {STAGE_COLOUR_LIST[person.stage]}">'
             f"{esc(STAGE_LABEL[stage])}</span>"
         )
-        where = esc(person.organisation) + " · " if person.organisation else ""
+        where = esc(org_label(person.organisation)) + " · " if person.organisation else ""
         head = (
             f'<div style="font-size: 1.05rem"><b>Person {person.index:,}</b>: {esc(role_label(person.role))} · '
             f"{where}{esc(person.ward)} {chip}</div>"
@@ -323,7 +329,7 @@ def Inspector(ctl: Controller) -> None:
         ]
         rows.append(("Weeks first subscribed, valued, acted", ", ".join(str(w) if w >= 0 else "—" for _, w in firsts)))
         if person.staff:
-            rows.append(("Post changed hands", f"{person.replaced} times"))
+            rows.append(("Post changed hands", _times(person.replaced)))
         kv = "".join(f'<div class="k">{esc(k)}</div><div>{esc(v)}</div>' for k, v in rows)
         solara.HTML(tag="div", unsafe_innerHTML=f'<div class="cp-kv">{kv}</div>')
         if person.weeks.size:

@@ -8,6 +8,8 @@ same colours everywhere: cards, lines, network nodes, the diagram.
 from __future__ import annotations
 
 from abm.acting import STAGE_LABELS, STAGES
+from abm.labels import plural as _plural
+from abm.labels import pretty
 
 #: Commitment stages, in ladder order (codes 0..5 as in `model.stage`).
 STAGE_COLOURS: dict[str, str] = {
@@ -95,17 +97,15 @@ def role_shapes(role_names: list[str]) -> list[str]:
     return out
 
 
-def pretty(name: str) -> str:
-    """`housing_officer` -> `Housing officer`; `gp` -> `GP`; `vcse_worker` -> `VCSE worker`."""
-    words = name.replace("_", " ").split()
-    fixed = [w.upper() if w in {"gp", "vcse", "nhs"} else w for w in words]
-    text = " ".join(fixed)
-    return text[:1].upper() + text[1:]
-
-
 def role_label(name: str, plural: bool = False) -> str:
+    """`gp` -> `GP` (`GPs` with `plural`), `vcse_worker` -> `VCSE worker(s)`."""
     text = pretty(name)
-    return text + ("s" if plural and not text.endswith("s") else "")
+    return _plural(text) if plural else text
+
+
+def org_label(name: str | None) -> str:
+    """`pilot_team` -> `Pilot team`, `gp_practice_4` -> `GP practice 4`; an uploaded map's names as they are."""
+    return pretty(name) if name else ""
 
 
 CSS = """

@@ -254,7 +254,7 @@ def test_event_buttons_change_the_run(app: tuple[Page, Traffic]) -> None:
     expect(page.locator(".cp-log")).to_contain_text("joined with 7 staff")
     expect(page.locator(CANVAS)).to_have_attribute("data-nodes", "2012", timeout=STEP_TIMEOUT_MS)
     click(page, "Funding cut")
-    expect(page.locator(".cp-log")).to_contain_text("Funding cut: effort budget x0.50")
+    expect(page.locator(".cp-log")).to_contain_text("Funding cut: effort budget cut to 50% of what it was, now 30.0")
     tab(page, "Model")
     expect(page.locator(".cp-diagram svg")).to_contain_text("Effort budget 30 per 1,000", timeout=STEP_TIMEOUT_MS)
     tab(page, "System")
