@@ -163,6 +163,7 @@ div:has(> b > a[href="https://solara.dev"]) { display: none !important; }
                      padding-bottom: 3px; }
 .v-btn.cp-wrap-btn .v-btn__content { white-space: normal; flex: 1 1 auto; min-width: 0; line-height: 1.25;
                                      text-align: left; }
+.cp-hint { color: #5f6b7a; font-size: 0.78rem; line-height: 1.3; margin: -14px 2px 4px 2px; }
 .cp-section { font-weight: 700; color: #1d3557; margin: 10px 0 0 0; font-size: 0.95rem; }
 .cp-network { position: relative; width: 100%; }
 .cp-network canvas { width: 100%; display: block; cursor: crosshair; border-radius: 6px; background: #fbfcfd; }
