@@ -35,6 +35,26 @@ REPLICATES = (3, 5, 8)
 MAX_WEEKS = 520
 CACHE_SIZE = 24
 
+
+def parse_weeks(text: str | int | None) -> int:
+    """The weeks typed into the Compare tab as an int.
+
+    Raises:
+        ValueError: with a message fit to show to the user, if `text` is not a whole number from
+            1 to `MAX_WEEKS`.
+    """
+    cleaned = str(text) if isinstance(text, int) else (text or "").strip().replace(",", "")
+    rule = f"a whole number of weeks from 1 to {MAX_WEEKS} (ten years)"
+    try:
+        weeks = int(cleaned)
+    except ValueError:
+        shown = f", not {cleaned[:20]!r}" if cleaned else ""
+        raise ValueError(f"Weeks must be {rule}{shown}.") from None
+    if not 1 <= weeks <= MAX_WEEKS:
+        raise ValueError(f"Weeks must be {rule}.")
+    return weeks
+
+
 _cache: OrderedDict[tuple, CompareResult] = OrderedDict()
 _cache_lock = threading.Lock()
 _run_lock = threading.Lock()  # one comparison at a time on this server

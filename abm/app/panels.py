@@ -613,8 +613,14 @@ def CompareTab(ctl: Controller) -> None:
     names = list(preset_names())
     a, b, reps, weeks, use_mine = ui.cmp_a, ui.cmp_b, ui.cmp_reps, ui.cmp_weeks, ui.cmp_mine
     running = ui.cmp_state.value == "running"
+    weeks_error: str | bool = False
+    try:
+        compare.parse_weeks(weeks.value)
+    except ValueError as exc:
+        weeks_error = str(exc)
 
     def start() -> None:
+        n_weeks = compare.parse_weeks(weeks.value)  # the button is disabled while Weeks is invalid
         first = int(ctl.session.settings.seed)
         seeds = tuple(first + k for k in range(int(reps.value)))
         if use_mine.value and ui.draft.value.preset == a.value:
@@ -624,7 +630,7 @@ def CompareTab(ctl: Controller) -> None:
         settings_b = Settings.for_preset(b.value)
         # build the whole request before touching the state: if anything above fails, the tab
         # is left as it was (never "running" with no thread to finish it)
-        request = compare.Request(settings_a, settings_b, seeds, max(1, int(weeks.value or 1)))
+        request = compare.Request(settings_a, settings_b, seeds, n_weeks)
         ui.cmp_progress.set(0.0)
         ui.cmp_error.set("")
         ui.cmp_state.set("running")
@@ -665,14 +671,20 @@ def CompareTab(ctl: Controller) -> None:
                 on_value=reps.set,
                 style={"max-width": "90px"},
             )
-            solara.InputInt("Weeks", value=weeks, style={"max-width": "90px"})
+            solara.InputText(
+                "Weeks",
+                value=weeks,
+                continuous_update=False,
+                error=weeks_error,
+                style={"max-width": "300px" if weeks_error else "90px"},
+            )
             solara.Checkbox(label="A uses my slider settings", value=use_mine)
             solara.Button(
                 "Run comparison",
                 icon_name="mdi-compare-horizontal",
                 on_click=guard(ui, start, "Compare"),
                 color="primary",
-                disabled=running,
+                disabled=running or bool(weeks_error),
             )
     if running:
         solara.ProgressLinear(value=100 * ui.cmp_progress.value)
