@@ -88,7 +88,7 @@ def ladder_svg(view, width: float = 520, height: float = 300) -> str:
     """How many people stand on each rung of the commitment ladder this week."""
     labels = [STAGE_LABEL[s] for s in STAGES]
     total = max(sum(view.stage_counts), 1)
-    value_labels = [f"{c:,} ({100 * c / total:.0f}%)" for c in view.stage_counts]
+    value_labels = [f"{c:,} ({share_text(c, total)})" for c in view.stage_counts]
     return columns(
         labels,
         list(view.stage_counts),
@@ -126,11 +126,26 @@ def ladder_rungs_svg(view, width: float = 360) -> str:
         )
         parts.append(
             text(
-                left + w + 6, y + row / 2 + 4, f"{count:,} ({100 * count / total:.0f}%)", 12, "start", "#1f2933", "600"
+                left + w + 6, y + row / 2 + 4, f"{count:,} ({share_text(count, total)})", 12, "start", "#1f2933", "600"
             )
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def share_text(count: int, total: int) -> str:
+    """`count` of `total` as a percentage that never reads 0% for someone or 100% for not everyone:
+    `0%`, `<1%`, `1.5%` (one decimal under 10%), `43%`, `>99%`, `100%`."""
+    if count <= 0 or total <= 0:
+        return "0%"
+    if count >= total:
+        return "100%"
+    pct = 100 * count / total
+    if pct < 1:
+        return "<1%"
+    if pct > 99:
+        return ">99%"
+    return f"{pct:.1f}%" if pct < 10 else f"{pct:.0f}%"
 
 
 def ladder_time_svg(view) -> str:

@@ -674,7 +674,7 @@ def CompareTab(ctl: Controller) -> None:
             solara.InputText(
                 "Weeks",
                 value=weeks,
-                continuous_update=False,
+                continuous_update=True,  # the message (and the button) follow what is typed
                 error=weeks_error,
                 style={"max-width": "300px" if weeks_error else "90px"},
             )
