@@ -30,6 +30,13 @@ def plural(text: str, count: int = 2) -> str:
     return text + "s"
 
 
+def one_of(name: str) -> str:
+    """`a leader`, `a GP`, `an officer`: one person of a role, in plain words."""
+    text = plain(name)
+    article = "an" if text[:1].lower() in "aeiou" and not text[:2].isupper() else "a"
+    return f"{article} {text}"
+
+
 def count_of(count: int, name: str) -> str:
     """`1 leader`, `3 housing officers`, `2 GPs`: a count with the role id in plain words."""
     return f"{count:,} {plural(plain(name), count)}"

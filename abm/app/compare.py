@@ -198,7 +198,7 @@ def difference_svg(result: CompareResult, column: str = "common_purpose_share") 
     top = nice_ceiling(reach * 1.1, 0.01)
     colour = dict((c, col) for _, col, c, _ in PARTS).get(column, "#1d3557")
     return line_chart(
-        [Line(f"B − A: {label}", x, mean, colour, band=(lo, hi))],
+        [Line("B − A", x, mean, colour, band=(lo, hi))],  # the title names the measure: a short end label
         title=f"Difference, B minus A, same seeds: {label}",
         y_label="Difference (points)",
         x_max=result.weeks,

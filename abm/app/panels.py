@@ -661,9 +661,15 @@ def CompareTab(ctl: Controller) -> None:
                 value=a.value,
                 values=names,
                 on_value=lambda v: (a.set(v), b.set(compare.suggested_b(v, names))),
-                style={"min-width": "260px"},
+                style={"min-width": "260px", "max-width": "400px"},
             )
-            solara.Select("Scenario B", value=b.value, values=names, on_value=b.set, style={"min-width": "260px"})
+            solara.Select(
+                "Scenario B",
+                value=b.value,
+                values=names,
+                on_value=b.set,
+                style={"min-width": "260px", "max-width": "400px"},
+            )
             solara.Select(
                 "Seeds",
                 value=reps.value,
