@@ -28,6 +28,10 @@ from abm.app.testing import STEP_TRACE_ENV, trace_steps
 
 # `solara run` reads the environment before it imports this file: switch telemetry off here too.
 solara.server.settings.telemetry.mixpanel_enable = False
+# Solara's "This website runs on Solara" badge is fixed at the bottom right of every page, over
+# the charts' end labels and the inspector: leave it out (SOLARA_THEME_SHOW_BANNER=True restores it).
+if "SOLARA_THEME_SHOW_BANNER" not in os.environ:
+    solara.server.settings.theme.show_banner = False
 
 #: Seconds after a page's kernel closes before freed memory is handed back (Solara collects the
 #: closed kernel's reference cycles about a second after the close).

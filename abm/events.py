@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from abm.config import ConfigError, FundingCut, LeaderLeaves, NationalPolicyChange, PartnerJoins, ScenarioWarning
+from abm.labels import count_of, plain, plural
 from abm.network import dedupe
 from abm.state import State, tie_kinds
 from abm.turnover import replace_people
@@ -76,7 +77,12 @@ def apply_event(model: CommonPurposeModel, event) -> str:
         return "National policy change: " + (", ".join(parts) or "no change")
     if isinstance(event, FundingCut):
         model.effort_budget *= event.factor
-        return f"Funding cut: effort budget x{event.factor:.2f}, now {model.effort_budget:.1f} per 1,000 agents a week"
+        if model.effort_budget <= 0:
+            return "Funding cut: the effort budget is gone; no more effort is spent on the five activities"
+        return (
+            f"Funding cut: effort budget cut to {100 * event.factor:.0f}% of what it was, "
+            f"now {model.effort_budget:,.1f} per 1,000 people a week"
+        )
     if isinstance(event, LeaderLeaves):
         return _leader_leaves(model, event)
     if isinstance(event, PartnerJoins):
@@ -88,14 +94,16 @@ def _leader_leaves(model: CommonPurposeModel, event: LeaderLeaves) -> str:
     s = model.state
     holders = np.flatnonzero(s.role == model.role_names.index(event.role))
     if holders.size == 0:
-        return f"No {event.role} to leave"
+        return f"No {plural(plain(event.role))} to leave"
     if event.who == "most_connected":
         order = holders[np.argsort(-model.ties.degree()[holders], kind="stable")]
     else:
         order = model.rng.permutation(holders)
     leaving = order[: event.count]
     replace_people(model, leaving)
-    return f"{len(leaving)} {event.role.replace('_', ' ')}(s) left; their posts were refilled by newcomers"
+    if len(leaving) == 1:
+        return f"1 {plain(event.role)} left; the post was refilled by a newcomer"
+    return f"{count_of(len(leaving), event.role)} left; their posts were refilled by newcomers"
 
 
 def _partner_joins(model: CommonPurposeModel, event: PartnerJoins) -> str:

@@ -37,6 +37,7 @@ from abm.config import Config, load_config
 from abm.events import check_events, fire_events
 from abm.generators import generic_population, seed_initial_state
 from abm.influence import feedback, neighbour_sums, social_influence
+from abm.labels import one_of, plain, plural
 from abm.metrics import MODEL_COLUMNS, Recorder
 from abm.network import TIE_KINDS, generate
 from abm.residents import baseline_rates, move_classes
@@ -496,9 +497,13 @@ class CommonPurposeModel(mesa.Model):
         known = after[after >= 0]
         activity = _ACTIVITY_NAMES[int(np.bincount(known).argmax())] if known.size else "influence from others"
         ward = self.ward_labels[int(np.bincount(s.ward[started]).argmax())]
-        role = self.role_names[int(np.bincount(s.role[started]).argmax())].replace("_", " ")
+        role = self.role_names[int(np.bincount(s.role[started]).argmax())]
+        if k == 1:
+            self.log_event(f"1 started acting for the first time: {one_of(role)}, after {activity}, in {ward}")
+            return
         self.log_event(
-            f"{k} started acting for the first time, mostly {role}s, most often after {activity}, most in {ward}"
+            f"{k} started acting for the first time, mostly {plural(plain(role))}, most often after {activity}, "
+            f"most in {ward}"
         )
 
     def __repr__(self) -> str:

@@ -75,6 +75,7 @@ def test_the_ping_timeout_applies_to_the_server_solara_builds(monkeypatch: pytes
         "SOLARA_KERNEL_CULL_TIMEOUT": "10m",
         "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False",
         "SOLARA_THEME_TITLE": serve.TAB_TITLE,
+        "SOLARA_THEME_SHOW_BANNER": "False",  # no "This website runs on Solara" over the charts
     }
     assert uvicorn.Config(app="app:app").ws_ping_timeout == serve.WS_PING_TIMEOUT_S
     assert uvicorn.Config(app="app:app", ws_ping_timeout=5.0).ws_ping_timeout == 5.0

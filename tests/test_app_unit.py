@@ -613,10 +613,11 @@ def compare_done(rc: Any) -> bool:
     return bool(tables) and not button(rc, "Run comparison").disabled
 
 
-@pytest.mark.parametrize(("first", "second"), [(3, 3), (-5, 0)], ids=["same-request", "same-after-clamping"])
-def test_a_repeated_comparison_shows_its_result_again(rendered: Any, first: int, second: int) -> None:
-    # pressing Run comparison again with nothing changed (or with Weeks that clamp to the same
-    # value) used to leave the tab at "Running… 0%" with the button disabled until a reload
+@pytest.mark.parametrize(("first", "second"), [(3, 3), (3, " 03")], ids=["same-request", "same-after-retyping"])
+def test_a_repeated_comparison_shows_its_result_again(rendered: Any, first: int, second: int | str) -> None:
+    # pressing Run comparison again with nothing changed (or with Weeks typed differently but the
+    # same number; Weeks out of range are refused now, not clamped) used to leave the tab at
+    # "Running… 0%" with the button disabled until a reload
     compare_tab(rendered, 3, first)
     button(rendered, "Run comparison").click()
     assert wait_until(lambda: compare_done(rendered), timeout=60.0)
@@ -631,3 +632,137 @@ def test_a_repeated_comparison_shows_its_result_again(rendered: Any, first: int,
     button(rendered, "Run comparison").click()
     assert wait_until(lambda: compare_done(rendered), timeout=60.0)
     assert "Seeds 1, 2, 3, 4, 5." in " ".join(w.unsafe_innerHTML for w in rendered.find(solara.widgets.HTML).widgets)
+
+
+# --- polish: labels, messages and axes as people read them --------------------------------------
+
+
+def test_ids_are_shown_as_human_labels() -> None:
+    from abm.app.theme import org_label, role_label
+    from abm.labels import count_of, plain, plural
+
+    assert [org_label(o) for o in ("pilot_team", "council_1", "gp_practice_4")] == [
+        "Pilot team",
+        "Council 1",
+        "GP practice 4",
+    ]
+    assert org_label("Middlesbrough Council") == "Middlesbrough Council"  # an uploaded map's own name
+    assert [role_label(r, plural=True) for r in ("gp", "vcse_worker", "business")] == [
+        "GPs",
+        "VCSE workers",
+        "Business",
+    ]
+    assert plural(plain("housing_officer")) == "housing officers" and plain("vcse_worker") == "VCSE worker"
+    assert count_of(1, "leader") == "1 leader" and count_of(3, "gp") == "3 GPs"
+
+
+def test_event_log_speaks_plain_words() -> None:
+    s = session()
+    s.advance(120)
+    s.fire("funding_cut", factor=0.0)
+    s.fire("leader_leaves")
+    lines = [e["text"] for e in s.model.events_log]
+    started = [t for t in lines if "started acting" in t]
+    assert started and not any(re.search(r"_|\bgps\b|\bvcse\b|\(s\)", t) for t in started), started
+    assert (
+        "Funding cut: the effort budget is gone; no more effort is spent on the five activities (fired from the app)"
+        in lines
+    )
+    assert not any("x0.00" in t or "agents a week" in t or "(s)" in t for t in lines), lines
+    assert "1 leader left; the post was refilled by a newcomer (fired from the app)" in lines, lines
+
+
+def test_inspector_and_filters_show_organisation_labels() -> None:
+    s = session()
+    static = s.network_static()
+    assert static is not None
+    assert "Pilot team" in static.tips["orgs"] and not any("_" in o for o in static.tips["orgs"])
+    view = s.view()
+    rungs = charts.ladder_rungs_svg(view)
+    assert not re.search(r"[1-9][\d,]* \(0%\)", rungs)  # 10 of 2,005 people read "<1%", never "0%"
+    assert "10 (&lt;1%)" in rungs or "10 (<1%)" in rungs
+
+
+def test_small_shares_never_read_zero_or_full() -> None:
+    from abm.app.charts import share_text
+
+    assert [share_text(c, 2005) for c in (0, 10, 30, 870, 2000, 2005)] == ["0%", "<1%", "1.5%", "43%", ">99%", "100%"]
+
+
+def test_share_axes_stop_at_100_percent_and_differences_are_points() -> None:
+    x = np.arange(10)
+    svg = line_chart([Line("Ward", x, np.linspace(0, 0.98, 10), "#000")], title="t", legend=False)
+    assert "100%" in svg and "125%" not in svg and "120%" not in svg
+    s = session()
+    s.advance(5)
+    for chart in charts.group_svgs(s.view(), "By ward"):
+        assert "125%" not in chart
+    diff = line_chart(
+        [Line("B − A: Common purpose", x, np.linspace(0, 0.038, 10), "#000")],
+        title="d",
+        y_label="Difference (points)",
+        y_max=0.05,
+        y_min=-0.05,
+        legend=False,
+        points=True,
+    )
+    assert "+3.8 points B − A" in diff and ">+4<" in diff and ">-4<" in diff and "%<" not in diff
+
+
+def test_ladder_legend_keeps_every_stage_name_whole() -> None:
+    s = session()
+    svg = charts.ladder_time_svg(s.view())
+    assert ">Common purpose<" in svg
+    xs = [float(m) for m in re.findall(r'<text x="([\d.]+)"[^>]*>Common purpose<', svg)]
+    assert xs and all(x + 6.4 * len("Common purpose") <= 520 for x in xs)
+
+
+@pytest.mark.parametrize("text", ["abc", "-5", "0", "100000", "", "2.5"])
+def test_weeks_refuses_what_is_not_a_number_of_weeks(text: str) -> None:
+    with pytest.raises(ValueError, match=r"Weeks must be a whole number of weeks from 1 to 520"):
+        compare.parse_weeks(text)
+    assert compare.parse_weeks(" 208 ") == 208 and compare.parse_weeks("520") == 520
+
+
+def test_compare_scenario_a_follows_the_sidebar_until_changed_by_hand() -> None:
+    from abm.app.controller import Controller
+
+    ctl = Controller(Settings.for_preset("south_tees", 1))
+    try:
+        ctl.choose_preset("workshop/w1_grangetown_no_insight")
+        assert ctl.ui.cmp_a.value == "workshop/w1_grangetown_no_insight"
+        assert ctl.ui.cmp_b.value == "workshop/w1_grangetown_insight"
+        ctl.ui.cmp_a.set("patterns/p7_whole_system")  # chosen in the Compare tab
+        ctl.choose_preset("workshop/w0_baseline")
+        assert ctl.ui.cmp_a.value == "patterns/p7_whole_system"
+    finally:
+        ctl.close()
+
+
+def test_no_effort_note_and_help_texts() -> None:
+    from abm.app.controls import INFLUENCE_HELP, POLICY_HELP, no_effort_note
+
+    base = Settings.for_preset("south_tees", 1)
+    assert no_effort_note(base) == ""
+    assert "no effort is spent" in no_effort_note(base.with_(shares=(0.0,) * 5))
+    assert "no effort is spent" in no_effort_note(base.with_(budget=0.0))
+    assert "Adaptive" in POLICY_HELP and "Independent cascade" in INFLUENCE_HELP
+
+
+def test_the_weeks_box_shows_its_message_and_holds_the_button(rendered: Any) -> None:
+    (tabs,) = rendered.find(v.Tabs).widgets
+    tabs.v_model = 3  # Compare
+    assert wait_until(lambda: any("Run comparison" in b.children for b in rendered.find(v.Btn).widgets))
+    (weeks_box,) = [t for t in rendered.find(v.TextField).widgets if t.label == "Weeks"]
+    weeks_box.v_model = "abc"
+    assert wait_until(lambda: button(rendered, "Run comparison").disabled)
+    (weeks_box,) = [t for t in rendered.find(v.TextField).widgets if t.label == "Weeks"]
+    assert "Weeks must be a whole number" in " ".join(weeks_box.messages or [])
+    weeks_box.v_model = "12"
+    assert wait_until(lambda: not button(rendered, "Run comparison").disabled)
+
+
+def test_solara_badge_is_off() -> None:
+    import solara.server.settings
+
+    assert solara.server.settings.theme.show_banner is False

@@ -214,7 +214,15 @@ REFUSED = {
     "json that is not": ([up("map.json", b"Label,Type\n")], "map.json: not a Kumu JSON map"),
     "binary csv": ([up("map.csv", b"a,b\x00\x01")], "map.csv: a binary file"),
     "empty file": ([up("map.graphml", b"  \n")], "map.graphml: the file is empty"),
-    "three files": ([up(f"m{i}.csv", b"a,b\n") for i in range(3)], "3 files received"),
+    "three files": ([up(f"m{i}.csv", b"a,b\n") for i in range(3)], "3 files received (m0.csv, m1.csv, m2.csv); upload"),
+    "six files": (
+        [up(f"m{i}.csv", b"a,b\n") for i in range(6)],
+        "6 files received (m0.csv, m1.csv, m2.csv and 3 more)",
+    ),
+    "edge list without its columns": (
+        [up("weird.csv", b"foo,bar\n1,2\n")],
+        "Map not used: weird.csv: missing required column 'Source'",
+    ),
     "two files, not a pair": ([up("a.csv", b"a,b\n"), up("b.csv", b"a,b\n")], "must be a CSV pair"),
     "malformed xml": (
         [up("bad.graphml", b"<graphml><graph><node id='a'></graph></graphml>")],
@@ -244,6 +252,7 @@ def test_a_refused_upload_leaves_the_session_as_it_was(ctl: Controller, case: st
     assert message.startswith("Map not used: ") and expected in message, message
     assert "\n" not in message and "Traceback" not in message
     assert str(ctl.session.maps.root) not in message and not re.search(r"upload\d+/", message)
+    assert not re.search(r"(\S+): \1: ", message), message  # the file named once, not "a.csv: a.csv: ..."
     after = (ctl.session.model, ctl.session.settings, ctl.session.map, ctl.session.generation, slots(ctl))
     assert after == before  # same model object, settings, map and files; nothing left behind
     assert ctl.ui.draft.value == draft

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from abm.acting import _by_person, _resident_structure, acting_probability, update_ladder
 from abm.activities import legacy
 from abm.influence import PRO_ACTING, RES_ACTING, RESIDENT, _ward_runs, ward_class_counts, ward_inactive
+from abm.labels import one_of, plain, plural
 from abm.metrics import _weights
 from abm.model import CommonPurposeModel
 from abm.residents import move_classes
@@ -180,9 +181,13 @@ def _plain_log_transitions(self: CommonPurposeModel) -> None:
     names = {0: "engagement", 1: "insight", 2: "collaborative working", 3: "leadership", 4: "embedding"}
     activity = names[int(np.bincount(known).argmax())] if known.size else "influence from others"
     ward = self.ward_labels[int(np.bincount(s.ward[started]).argmax())]
-    role = self.role_names[int(np.bincount(s.role[started]).argmax())].replace("_", " ")
+    role = self.role_names[int(np.bincount(s.role[started]).argmax())]
+    if k == 1:
+        self.log_event(f"1 started acting for the first time: {one_of(role)}, after {activity}, in {ward}")
+        return
     self.log_event(
-        f"{k} started acting for the first time, mostly {role}s, most often after {activity}, most in {ward}"
+        f"{k} started acting for the first time, mostly {plural(plain(role))}, most often after {activity}, "
+        f"most in {ward}"
     )
 
 

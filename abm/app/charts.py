@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from abm.acting import STAGES
-from abm.app.svg import Line, Marker, columns, hbars, line_chart, nice_ceiling, stacked_area
+from abm.app.svg import Line, Marker, columns, hbars, line_chart, nice_ceiling, share_ceiling, stacked_area
 from abm.app.theme import (
     GROUP_PALETTE,
     PA_COLOURS,
@@ -64,7 +64,7 @@ def group_svgs(view, grouping: str, chosen: Sequence[str] | None = None) -> list
     keep = [i for i, name in enumerate(names) if not chosen or name in chosen]
     out = []
     for p, (label, _, _, _) in enumerate(PARTS):
-        top = nice_ceiling(max(float(data[:, keep, p].max(initial=0.0)) * 1.1, 0.05), 0.05) if keep else 0.05
+        top = share_ceiling(float(data[:, keep, p].max(initial=0.0))) if keep else 0.05
         lines = [
             Line(names[i], x, data[:, i, p], GROUP_PALETTE[k % len(GROUP_PALETTE)], width=2.0)
             for k, i in enumerate(keep)
@@ -88,7 +88,7 @@ def ladder_svg(view, width: float = 520, height: float = 300) -> str:
     """How many people stand on each rung of the commitment ladder this week."""
     labels = [STAGE_LABEL[s] for s in STAGES]
     total = max(sum(view.stage_counts), 1)
-    value_labels = [f"{c:,} ({100 * c / total:.0f}%)" for c in view.stage_counts]
+    value_labels = [f"{c:,} ({share_text(c, total)})" for c in view.stage_counts]
     return columns(
         labels,
         list(view.stage_counts),
@@ -126,11 +126,26 @@ def ladder_rungs_svg(view, width: float = 360) -> str:
         )
         parts.append(
             text(
-                left + w + 6, y + row / 2 + 4, f"{count:,} ({100 * count / total:.0f}%)", 12, "start", "#1f2933", "600"
+                left + w + 6, y + row / 2 + 4, f"{count:,} ({share_text(count, total)})", 12, "start", "#1f2933", "600"
             )
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def share_text(count: int, total: int) -> str:
+    """`count` of `total` as a percentage that never reads 0% for someone or 100% for not everyone:
+    `0%`, `<1%`, `1.5%` (one decimal under 10%), `43%`, `>99%`, `100%`."""
+    if count <= 0 or total <= 0:
+        return "0%"
+    if count >= total:
+        return "100%"
+    pct = 100 * count / total
+    if pct < 1:
+        return "<1%"
+    if pct > 99:
+        return ">99%"
+    return f"{pct:.1f}%" if pct < 10 else f"{pct:.0f}%"
 
 
 def ladder_time_svg(view) -> str:

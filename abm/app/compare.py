@@ -23,7 +23,7 @@ from scipy import stats
 
 from abm import CommonPurposeModel
 from abm.app.settings import Settings
-from abm.app.svg import Line, line_chart, nice_ceiling
+from abm.app.svg import Line, line_chart, nice_ceiling, share_ceiling
 from abm.app.theme import PARTS
 
 #: What a comparison records each week (model columns) and how it is labelled.
@@ -34,6 +34,26 @@ METRICS: tuple[tuple[str, str], ...] = (
 REPLICATES = (3, 5, 8)
 MAX_WEEKS = 520
 CACHE_SIZE = 24
+
+
+def parse_weeks(text: str | int | None) -> int:
+    """The weeks typed into the Compare tab as an int.
+
+    Raises:
+        ValueError: with a message fit to show to the user, if `text` is not a whole number from
+            1 to `MAX_WEEKS`.
+    """
+    cleaned = str(text) if isinstance(text, int) else (text or "").strip().replace(",", "")
+    rule = f"a whole number of weeks from 1 to {MAX_WEEKS} (ten years)"
+    try:
+        weeks = int(cleaned)
+    except ValueError:
+        shown = f", not {cleaned[:20]!r}" if cleaned else ""
+        raise ValueError(f"Weeks must be {rule}{shown}.") from None
+    if not 1 <= weeks <= MAX_WEEKS:
+        raise ValueError(f"Weeks must be {rule}.")
+    return weeks
+
 
 _cache: OrderedDict[tuple, CompareResult] = OrderedDict()
 _cache_lock = threading.Lock()
@@ -141,7 +161,7 @@ def side_svgs(result: CompareResult) -> tuple[str, str]:
     top = 0.0
     for column, _ in METRICS[:4]:
         top = max(top, float(np.nanmax(result.series[column])))
-    top = nice_ceiling(top * 1.1, 0.05)
+    top = share_ceiling(top)
     out = []
     for s, name in enumerate((result.name_a, result.name_b)):
         lines = []
@@ -178,7 +198,7 @@ def difference_svg(result: CompareResult, column: str = "common_purpose_share") 
     top = nice_ceiling(reach * 1.1, 0.01)
     colour = dict((c, col) for _, col, c, _ in PARTS).get(column, "#1d3557")
     return line_chart(
-        [Line(f"B − A: {label}", x, mean, colour, band=(lo, hi))],
+        [Line("B − A", x, mean, colour, band=(lo, hi))],  # the title names the measure: a short end label
         title=f"Difference, B minus A, same seeds: {label}",
         y_label="Difference (points)",
         x_max=result.weeks,
@@ -186,6 +206,7 @@ def difference_svg(result: CompareResult, column: str = "common_purpose_share") 
         y_min=-top,
         zero_line=True,
         legend=False,
+        points=True,
     )
 
 

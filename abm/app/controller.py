@@ -22,7 +22,7 @@ class Controller:
         # the Compare tab starts at this scenario and its pair
         self.ui.cmp_a.set(settings.preset)
         self.ui.cmp_b.set(compare.suggested_b(settings.preset, list(preset_names())))
-        self.ui.cmp_weeks.set(int(settings.config.steps))
+        self.ui.cmp_weeks.set(str(settings.config.steps))
         try:
             self.session.reset(settings)
         except Exception as exc:  # e.g. a broken scenario file: the page shows why
@@ -64,9 +64,21 @@ class Controller:
         except Exception as exc:
             self.ui.message.set(f"Could not read the scenario {preset!r}: {friendly(exc)}")
             return
+        self._follow_in_compare(self.session.settings, settings)
         self.ui.draft.set(settings)
         self.ui.clear_filters()
         self.reset(settings)
+
+    def _follow_in_compare(self, old: Settings, new: Settings) -> None:
+        """The Compare tab's scenario A (with its pair as B, and its weeks) follows the sidebar's
+        scenario, unless A was changed there by hand."""
+        ui = self.ui
+        if ui.cmp_a.value != old.preset:
+            return
+        ui.cmp_a.set(new.preset)
+        ui.cmp_b.set(compare.suggested_b(new.preset, list(preset_names())))
+        if ui.cmp_weeks.value.strip() == str(old.config.steps):
+            ui.cmp_weeks.set(str(new.config.steps))
 
     def apply_seed(self, text: str) -> None:
         """Enter in the seed box: a new run with that seed (a bad seed only shows its message)."""

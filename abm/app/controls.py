@@ -27,6 +27,7 @@ from abm.app.settings import (
 from abm.app.ui import MAX_SPEED, MIN_SPEED, guard, log
 from abm.app.upload import ACCEPT, UploadedMap
 from abm.config import ACTIVITIES
+from abm.labels import pretty
 
 SCALE_LABELS = {1: "As in the scenario", 10: "×10 (drawn as blocks)", 50: "×50 (drawn as blocks)"}
 
@@ -113,6 +114,38 @@ def PendingNote(ctl: Controller) -> None:
         )
 
 
+#: What the two choices mean, in a line each (under the select, as the seed box has its message).
+POLICY_HELP = (
+    "Fixed: effort is split as above, every week. Adaptive: each week it shifts towards the larger gap "
+    "(culture: engagement and insight; structures: collaborative working and leadership) and towards the "
+    "wards and organisations furthest behind."
+)
+INFLUENCE_HELP = (
+    "How people sway the people they are tied to. Averaging: vision and value drift a little towards "
+    "trusted neighbours' average each week. Threshold: someone moves up once enough neighbours hold "
+    "the view. Independent cascade: each new holder gets one chance to pass it to each neighbour."
+)
+
+
+def no_effort_note(draft: Settings) -> str:
+    """A note when the settings spend no effort at all (the run still works, with no activities)."""
+    if not any(share > 0 for share in draft.shares):
+        return "All five activities are at 0, so no effort is spent on any of them."
+    if draft.budget <= 0:
+        return "The effort budget is 0, so no effort is spent on any activity."
+    return ""
+
+
+def hint(text: str) -> None:
+    """A short explanation under a control."""
+    solara.HTML(tag="div", unsafe_innerHTML=html.escape(text), classes=["cp-hint"])
+
+
+def choice_label(name: str) -> str:
+    """`independent_cascade` -> `Independent cascade`, for the selects' items."""
+    return pretty(name)
+
+
 def slider(label: str, value: float, lo: float, hi: float, step: float, on_value, shown: str | None = None) -> None:
     """A slider with its label and value on a line above it (sidebar sliders are narrow)."""
     text = shown if shown is not None else f"{value:g}"
@@ -174,9 +207,16 @@ def Parameters(ctl: Controller) -> None:
                 set_share(i),
                 f"{draft.shares[i]:g} → {100 * share:.0f}% of effort",
             )
+        no_effort = no_effort_note(draft)
+        if no_effort:
+            solara.HTML(tag="div", unsafe_innerHTML=html.escape(no_effort), classes=["cp-pending"])
         solara.Select(
-            label="Allocation policy", value=draft.policy, values=list(POLICIES), on_value=lambda v: change(policy=v)
+            label="Allocation policy",
+            value=choice_label(draft.policy),
+            values=[choice_label(p) for p in POLICIES],
+            on_value=lambda v: change(policy=next(p for p in POLICIES if choice_label(p) == v)),
         )
+        hint(POLICY_HELP)
     with solara.Details(summary="Culture: cultural alignment by ward"):
         for i, (name, ward) in enumerate(cfg.wards.items()):
             slider(ward.label or name, draft.ward_culture[i], 0, 1, 0.05, set_culture(i))
@@ -208,10 +248,11 @@ def Parameters(ctl: Controller) -> None:
         )
         solara.Select(
             label="Influence rule",
-            value=draft.influence_rule,
-            values=list(INFLUENCE_RULES),
-            on_value=lambda v: change(influence_rule=v),
+            value=choice_label(draft.influence_rule),
+            values=[choice_label(r) for r in INFLUENCE_RULES],
+            on_value=lambda v: change(influence_rule=next(r for r in INFLUENCE_RULES if choice_label(r) == v)),
         )
+        hint(INFLUENCE_HELP)
         solara.Select(
             label="Population",
             value=SCALE_LABELS[draft.scale],
@@ -327,6 +368,7 @@ def MapSummary(ctl: Controller, current: UploadedMap) -> None:
         on_click=guard(ctl.ui, ctl.clear_map, "Clear map"),
         outlined=True,
         small=True,
+        classes=["cp-wrap-btn"],
     )
 
 

@@ -31,6 +31,7 @@ from abm.app.theme import (
     STAGE_COLOURS,
     STAGE_LABEL,
     STAGE_MEANING,
+    org_label,
     pretty,
     role_label,
     role_shapes,
@@ -136,6 +137,11 @@ def _shape_icon(shape: str) -> str:
     return f'<svg width="14" height="14" fill="#4a5568">{paths.get(shape, paths["circle"])}</svg>'
 
 
+def _times(n: int) -> str:
+    """`never`, `once`, `twice`, `3 times`: how often a post changed hands."""
+    return {0: "never", 1: "once", 2: "twice"}.get(n, f"{n:,} times")
+
+
 def _mask(static, roles: list[str], wards: list[str], orgs: list[str], view: View) -> str:
     if not (roles or wards or orgs):
         return ""
@@ -147,7 +153,7 @@ def _mask(static, roles: list[str], wards: list[str], orgs: list[str], view: Vie
         codes = [i for i, w in enumerate(view.ward_labels) if w in wards]
         keep &= np.isin(static.ward, codes)
     if orgs:
-        codes = [i for i, o in enumerate(view.org_names) if o in orgs]
+        codes = [i for i, o in enumerate(view.org_names) if org_label(o) in orgs]
         keep &= np.isin(static.org, codes)
     return keep.astype(np.uint8).tobytes().translate(bytes.maketrans(b"\x00\x01", b"01")).decode("ascii")
 
@@ -231,7 +237,7 @@ def PeopleView(ctl: Controller, view: View, static) -> None:
         solara.SelectMultiple(
             "Organisations",
             values=ui.orgs.value,
-            all_values=list(view.org_names),
+            all_values=[org_label(o) for o in view.org_names],
             on_value=ui.orgs.set,
             dense=True,
             style={"min-width": "160px", "max-width": "260px"},
@@ -296,7 +302,7 @@ def Inspector(ctl: Controller) -> None:
             f'<span class="cp-chip" style="background: {STAGE_COLOUR_LIST[person.stage]}">'
             f"{esc(STAGE_LABEL[stage])}</span>"
         )
-        where = esc(person.organisation) + " · " if person.organisation else ""
+        where = esc(org_label(person.organisation)) + " · " if person.organisation else ""
         head = (
             f'<div style="font-size: 1.05rem"><b>Person {person.index:,}</b>: {esc(role_label(person.role))} · '
             f"{where}{esc(person.ward)} {chip}</div>"
@@ -323,7 +329,7 @@ def Inspector(ctl: Controller) -> None:
         ]
         rows.append(("Weeks first subscribed, valued, acted", ", ".join(str(w) if w >= 0 else "—" for _, w in firsts)))
         if person.staff:
-            rows.append(("Post changed hands", f"{person.replaced} times"))
+            rows.append(("Post changed hands", _times(person.replaced)))
         kv = "".join(f'<div class="k">{esc(k)}</div><div>{esc(v)}</div>' for k, v in rows)
         solara.HTML(tag="div", unsafe_innerHTML=f'<div class="cp-kv">{kv}</div>')
         if person.weeks.size:
@@ -421,6 +427,7 @@ def EventButtons(ctl: Controller) -> None:
                     disabled=not can,
                     outlined=True,
                     small=True,
+                    classes=["cp-wrap-btn"],
                 )
                 slider("New national structural cap", cap.value, 0.0, 1.0, 0.05, cap.set)
             with solara.Column(gap="0px"):
@@ -431,6 +438,7 @@ def EventButtons(ctl: Controller) -> None:
                     disabled=not can,
                     outlined=True,
                     small=True,
+                    classes=["cp-wrap-btn"],
                 )
                 slider("Share of the budget kept", keep.value, 0.0, 1.0, 0.05, keep.set, f"{100 * keep.value:.0f}%")
         with solara.Row(gap="8px", style={"flex-wrap": "wrap", "margin-top": "6px"}):
@@ -441,6 +449,7 @@ def EventButtons(ctl: Controller) -> None:
                 disabled=not can,
                 outlined=True,
                 small=True,
+                classes=["cp-wrap-btn"],
             )
             solara.Button(
                 "A new partner joins",
@@ -449,6 +458,7 @@ def EventButtons(ctl: Controller) -> None:
                 disabled=not can,
                 outlined=True,
                 small=True,
+                classes=["cp-wrap-btn"],
             )
         if ui.notice.value:
             solara.HTML(tag="div", unsafe_innerHTML=esc(ui.notice.value), classes=["cp-muted"])
@@ -603,8 +613,14 @@ def CompareTab(ctl: Controller) -> None:
     names = list(preset_names())
     a, b, reps, weeks, use_mine = ui.cmp_a, ui.cmp_b, ui.cmp_reps, ui.cmp_weeks, ui.cmp_mine
     running = ui.cmp_state.value == "running"
+    weeks_error: str | bool = False
+    try:
+        compare.parse_weeks(weeks.value)
+    except ValueError as exc:
+        weeks_error = str(exc)
 
     def start() -> None:
+        n_weeks = compare.parse_weeks(weeks.value)  # the button is disabled while Weeks is invalid
         first = int(ctl.session.settings.seed)
         seeds = tuple(first + k for k in range(int(reps.value)))
         if use_mine.value and ui.draft.value.preset == a.value:
@@ -614,7 +630,7 @@ def CompareTab(ctl: Controller) -> None:
         settings_b = Settings.for_preset(b.value)
         # build the whole request before touching the state: if anything above fails, the tab
         # is left as it was (never "running" with no thread to finish it)
-        request = compare.Request(settings_a, settings_b, seeds, max(1, int(weeks.value or 1)))
+        request = compare.Request(settings_a, settings_b, seeds, n_weeks)
         ui.cmp_progress.set(0.0)
         ui.cmp_error.set("")
         ui.cmp_state.set("running")
@@ -645,9 +661,15 @@ def CompareTab(ctl: Controller) -> None:
                 value=a.value,
                 values=names,
                 on_value=lambda v: (a.set(v), b.set(compare.suggested_b(v, names))),
-                style={"min-width": "260px"},
+                style={"min-width": "260px", "max-width": "400px"},
             )
-            solara.Select("Scenario B", value=b.value, values=names, on_value=b.set, style={"min-width": "260px"})
+            solara.Select(
+                "Scenario B",
+                value=b.value,
+                values=names,
+                on_value=b.set,
+                style={"min-width": "260px", "max-width": "400px"},
+            )
             solara.Select(
                 "Seeds",
                 value=reps.value,
@@ -655,14 +677,20 @@ def CompareTab(ctl: Controller) -> None:
                 on_value=reps.set,
                 style={"max-width": "90px"},
             )
-            solara.InputInt("Weeks", value=weeks, style={"max-width": "90px"})
+            solara.InputText(
+                "Weeks",
+                value=weeks,
+                continuous_update=True,  # the message (and the button) follow what is typed
+                error=weeks_error,
+                style={"max-width": "300px" if weeks_error else "90px"},
+            )
             solara.Checkbox(label="A uses my slider settings", value=use_mine)
             solara.Button(
                 "Run comparison",
                 icon_name="mdi-compare-horizontal",
                 on_click=guard(ui, start, "Compare"),
                 color="primary",
-                disabled=running,
+                disabled=running or bool(weeks_error),
             )
     if running:
         solara.ProgressLinear(value=100 * ui.cmp_progress.value)

@@ -19,6 +19,8 @@ takes the same options as `solara run` (`make app` runs it). What it changes, an
 - Telemetry is off, the kernel cull timeout is 1 hour and the browser tab is named "Common purpose"
   from the first byte (30 tabs of "Solara" are hard to tell apart) unless the environment says
   otherwise (`SOLARA_TELEMETRY_MIXPANEL_ENABLE`, `SOLARA_KERNEL_CULL_TIMEOUT`, `SOLARA_THEME_TITLE`).
+- Solara's "This website runs on Solara" badge, fixed at the bottom right over the charts' end
+  labels and the inspector, is left out (`SOLARA_THEME_SHOW_BANNER=True` restores it).
 
 `solara run app.py` still works; it just keeps Solara's defaults.
 """
@@ -80,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")
     os.environ.setdefault("SOLARA_KERNEL_CULL_TIMEOUT", "1h")
     os.environ.setdefault("SOLARA_THEME_TITLE", TAB_TITLE)
+    # no "This website runs on Solara" badge over the charts and the inspector
+    os.environ.setdefault("SOLARA_THEME_SHOW_BANNER", "False")
     warnings.filterwarnings("ignore", message="Cookies with samesite=none require https", category=UserWarning)
     import solara.__main__ as solara_cli
     import uvicorn

@@ -24,7 +24,7 @@ from abm.acting import STAGES
 from abm.activities import allocation
 from abm.app.layout import Blocks, Layout, blocks, extend_layout, grouped_layout, normalised
 from abm.app.settings import Settings
-from abm.app.theme import SHAPES, STAGE_LABEL, role_label, role_shapes
+from abm.app.theme import SHAPES, STAGE_LABEL, org_label, role_label, role_shapes
 from abm.app.upload import MapStore, UploadedMap, fixups
 from abm.config import ACTIVITIES, FundingCut, LeaderLeaves, NationalPolicyChange, PartnerJoins
 from abm.events import apply_event
@@ -454,7 +454,7 @@ class Session:
                 tips={
                     "roles": [role_label(r) for r in model.role_names],
                     "wards": list(model.ward_labels),
-                    "orgs": list(model.org_names),
+                    "orgs": [org_label(o) for o in model.org_names],
                     "stages": [STAGE_LABEL[x] for x in STAGES],
                     "codes": base64.b64encode(codes.tobytes()).decode("ascii"),
                 },
@@ -484,7 +484,7 @@ class Session:
             for k in order:
                 j = int(nbrs[k])
                 oj = int(s.org[j])
-                where = model.org_names[oj] if oj >= 0 else model.ward_labels[int(s.ward[j])]
+                where = org_label(model.org_names[oj]) if oj >= 0 else model.ward_labels[int(s.ward[j])]
                 neighbours.append((j, model.role_names[int(s.role[j])], where, int(model.stage[j]), float(trust[k])))
             weeks, hv, hu, hs = self.history.of(i) if self.history.on else (np.zeros(0),) * 4
             sector = model.sector_names[int(s.sector[i])] if 0 <= int(s.sector[i]) < len(model.sector_names) else ""

@@ -67,7 +67,19 @@ def nice_ceiling(value: float, minimum: float) -> float:
     return step * math.ceil(value / step - 1e-9)
 
 
-def fmt(value: float, percent: bool, step: float | None = None) -> str:
+def share_ceiling(highest: float, minimum: float = 0.05) -> float:
+    """The axis top for shares: a round number above `highest` (with some headroom), never above 100%."""
+    top = nice_ceiling(highest * 1.1, minimum)
+    return min(top, 1.0) if highest <= 1.0 + 1e-9 else top
+
+
+def fmt(value: float, percent: bool, step: float | None = None, points: bool = False) -> str:
+    """A tick or label value: `0.25` -> `25%` (percent), `+25` (points: a difference of shares), `0.25`."""
+    if points:
+        scaled = None if step is None else round(step * 100, 6)
+        digits = 0 if scaled is None or float(scaled).is_integer() else 1
+        number = round(100 * value, digits)
+        return "0" if number == 0 else f"{number:+.{digits}f}"
     if percent:
         scaled = None if step is None else round(step * 100, 6)
         digits = 0 if scaled is None or float(scaled).is_integer() else 1
@@ -131,7 +143,7 @@ class Frame:
         y = np.clip(np.asarray(y, dtype=float), self.y_min, self.y_max)
         return self.top + self.ph - (y - self.y_min) / (self.y_max - self.y_min) * self.ph
 
-    def axes(self, x_label: str, y_label: str, percent: bool, x_step: float | None = None) -> str:
+    def axes(self, x_label: str, y_label: str, percent: bool, x_step: float | None = None, points: bool = False) -> str:
         parts = []
         step = nice_step(self.y_max - self.y_min, 5)
         tick = step * math.ceil(self.y_min / step - 1e-9)
@@ -141,7 +153,7 @@ class Frame:
                 f'<line x1="{self.left:.1f}" x2="{self.left + self.pw:.1f}" y1="{y:.1f}" y2="{y:.1f}" '
                 f'stroke="{GRID}" stroke-width="1"/>'
             )
-            parts.append(text(self.left - 6, y + 4, fmt(tick, percent, step), 11.5, "end", MUTED))
+            parts.append(text(self.left - 6, y + 4, fmt(tick, percent, step, points), 11.5, "end", MUTED))
             tick += step
         xs = x_step or nice_step(self.x_max, 6)
         tick = 0.0
@@ -203,10 +215,16 @@ def line_chart(
     subtitle: str = "",
     y_min: float = 0.0,
     zero_line: bool = False,
+    points: bool = False,
 ) -> str:
-    """Lines over weeks (with optional shaded bands), a legend on top and labels at the line ends."""
+    """Lines over weeks (with optional shaded bands), a legend on top and labels at the line ends.
+
+    `percent`: shares, shown as percentages (the axis stops at 100% unless `y_max` says otherwise);
+    `points`: differences of shares, shown in percentage points (`+3.8 points`).
+    """
     longest_label = max((len(line.label) for line in lines if line.end_label), default=0)
-    right = 16 + 6.6 * (longest_label + 5) if longest_label else 16
+    extra = 12 if points else 5
+    right = 16 + 6.6 * (longest_label + extra) if longest_label else 16
     highest = 0.0
     longest = 1.0
     for line in lines:
@@ -215,13 +233,18 @@ def line_chart(
             longest = max(longest, float(np.nanmax(line.x)))
         if line.band is not None and line.band[1].size:
             highest = max(highest, float(np.nanmax(line.band[1])))
-    top_value = y_max if y_max is not None else nice_ceiling(highest * 1.1, y_min_top)
+    if y_max is not None:
+        top_value = y_max
+    elif percent and not points:
+        top_value = share_ceiling(highest, y_min_top)  # a share never passes 100%: no axis up to 125%
+    else:
+        top_value = nice_ceiling(highest * 1.1, y_min_top)
     frame = Frame(width, height, x_max or longest, top_value, y_min=y_min, right=right, top=48 if legend else 34)
     parts = [open_svg(width, height, title)]
     parts.append(text(frame.left - 44, 18, title, 14, weight="600"))
     if subtitle:
         parts.append(text(width - 8, 18, subtitle, 11.5, "end", MUTED))
-    parts.append(frame.axes(x_label, y_label, percent))
+    parts.append(frame.axes(x_label, y_label, percent, points=points))
     if zero_line and y_min < 0:
         y0 = float(frame.sy(0.0))
         parts.append(
@@ -261,7 +284,10 @@ def line_chart(
     if ends:
         ys = _spread_labels([e[0] + 4 for e in ends], 13, frame.top + 8, frame.top + frame.ph + 4)
         for (_, line, _lx), y in zip(ends, ys, strict=True):
-            value = fmt(float(line.y[-1]), percent, 0.01 if percent else None)
+            if points:
+                value = fmt(float(line.y[-1]), False, 0.001, points=True) + " points"
+            else:
+                value = fmt(float(line.y[-1]), percent, 0.01 if percent else None)
             parts.append(text(frame.left + frame.pw + 6, y, f"{value} {line.label}", 11.5, "start", line.colour, "600"))
     if legend:
         x = frame.left
@@ -294,7 +320,12 @@ def stacked_area(
     for _, _, values in layers:
         total = total + values
     top_value = nice_ceiling(float(total.max(initial=1.0)), 1.0)
-    frame = Frame(width, height, x_max or max(float(x.max(initial=1.0)), 1.0), top_value, top=48, right=16)
+    keys = [(label, colour) for label, colour, _ in layers]
+    legend_x = 8  # from the left edge, under the title: six stage names fit on one row at 520 px
+    rows = _legend_rows(keys, legend_x, width - 8)
+    frame = Frame(
+        width, height, x_max or max(float(x.max(initial=1.0)), 1.0), top_value, top=48 + 17 * (rows - 1), right=16
+    )
     parts = [open_svg(width, height, title), text(frame.left - 44, 18, title, 14, weight="600")]
     parts.append(frame.axes("Week", y_label, percent))
     base = np.zeros_like(x, dtype=float)
@@ -307,14 +338,34 @@ def stacked_area(
             f"<title>{esc(label)}</title></polygon>"
         )
         base = upper
-    parts.append(_legend_row([(label, colour) for label, colour, _ in layers], frame.left, 33))
+    parts.append(_legend_row(keys, legend_x, 33, right=width - 8))
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _legend_row(items: Sequence[tuple[str, str]], x: float, y: float, size: float = 11.5) -> str:
+def _legend_width(label: str) -> float:
+    return 16 + 6.4 * len(label) + 14
+
+
+def _legend_rows(items: Sequence[tuple[str, str]], x: float, right: float) -> int:
+    """How many rows a legend starting at `x` takes when it wraps before `right`."""
+    rows, at = 1, x
+    for label, _ in items:
+        if at > x and at + _legend_width(label) - 14 > right:
+            rows, at = rows + 1, x
+        at += _legend_width(label)
+    return rows
+
+
+def _legend_row(
+    items: Sequence[tuple[str, str]], x: float, y: float, size: float = 11.5, right: float | None = None
+) -> str:
+    """Coloured keys and labels from (x, y); with `right`, an item that would pass it starts a new row."""
     parts = []
+    start = x
     for label, colour in items:
+        if right is not None and x > start and x + _legend_width(label) - 14 > right:
+            x, y = start, y + 17
         parts.append(f'<rect x="{x:.1f}" y="{y - 9:.1f}" width="12" height="12" rx="2" fill="{colour}"/>')
         parts.append(text(x + 16, y + 1, label, size))
         x += 16 + 6.4 * len(label) + 14

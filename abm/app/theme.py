@@ -8,6 +8,8 @@ same colours everywhere: cards, lines, network nodes, the diagram.
 from __future__ import annotations
 
 from abm.acting import STAGE_LABELS, STAGES
+from abm.labels import plural as _plural
+from abm.labels import pretty
 
 #: Commitment stages, in ladder order (codes 0..5 as in `model.stage`).
 STAGE_COLOURS: dict[str, str] = {
@@ -95,20 +97,21 @@ def role_shapes(role_names: list[str]) -> list[str]:
     return out
 
 
-def pretty(name: str) -> str:
-    """`housing_officer` -> `Housing officer`; `gp` -> `GP`; `vcse_worker` -> `VCSE worker`."""
-    words = name.replace("_", " ").split()
-    fixed = [w.upper() if w in {"gp", "vcse", "nhs"} else w for w in words]
-    text = " ".join(fixed)
-    return text[:1].upper() + text[1:]
-
-
 def role_label(name: str, plural: bool = False) -> str:
+    """`gp` -> `GP` (`GPs` with `plural`), `vcse_worker` -> `VCSE worker(s)`."""
     text = pretty(name)
-    return text + ("s" if plural and not text.endswith("s") else "")
+    return _plural(text) if plural else text
+
+
+def org_label(name: str | None) -> str:
+    """`pilot_team` -> `Pilot team`, `gp_practice_4` -> `GP practice 4`; an uploaded map's names as they are."""
+    return pretty(name) if name else ""
 
 
 CSS = """
+/* Solara's "runs on Solara" badge sits over the charts and the inspector (app.py and serve.py turn it
+   off; this hides it when the page was served before the app was imported) */
+div:has(> b > a[href="https://solara.dev"]) { display: none !important; }
 .v-navigation-drawer { width: 330px !important; }
 .v-navigation-drawer .v-input__slot { margin-bottom: 0; }
 .cp-page { padding: 6px 18px 40px 18px; max-width: 1500px; }
@@ -154,6 +157,13 @@ CSS = """
 .cp-neighbour .v-btn__content { white-space: normal; text-align: left; font-size: 0.78rem; letter-spacing: 0;
                                 font-weight: 500; line-height: 1.25; flex: 1 1 auto; justify-content: flex-start;
                                 text-transform: none; }
+/* buttons whose label may not fit their column (at 1440 px "National policy change" did not): the
+   label wraps inside the border, icon included, rather than running out of it */
+.v-btn.cp-wrap-btn { height: auto !important; min-height: 28px; max-width: 100%; padding-top: 3px;
+                     padding-bottom: 3px; }
+.v-btn.cp-wrap-btn .v-btn__content { white-space: normal; flex: 1 1 auto; min-width: 0; line-height: 1.25;
+                                     text-align: left; }
+.cp-hint { color: #5f6b7a; font-size: 0.78rem; line-height: 1.3; margin: -14px 2px 4px 2px; }
 .cp-section { font-weight: 700; color: #1d3557; margin: 10px 0 0 0; font-size: 0.95rem; }
 .cp-network { position: relative; width: 100%; }
 .cp-network canvas { width: 100%; display: block; cursor: crosshair; border-radius: 6px; background: #fbfcfd; }

@@ -52,7 +52,7 @@ class Ui:
     cmp_a: solara.Reactive[str] = field(default_factory=lambda: solara.reactive(""))
     cmp_b: solara.Reactive[str] = field(default_factory=lambda: solara.reactive(""))
     cmp_reps: solara.Reactive[int] = field(default_factory=lambda: solara.reactive(5))
-    cmp_weeks: solara.Reactive[int] = field(default_factory=lambda: solara.reactive(0))
+    cmp_weeks: solara.Reactive[str] = field(default_factory=lambda: solara.reactive(""))  # as typed
     cmp_mine: solara.Reactive[bool] = field(default_factory=lambda: solara.reactive(False))
     cmp_request: solara.Reactive[Any] = field(default_factory=lambda: solara.reactive(None, equals=_same))
     cmp_progress: solara.Reactive[float] = field(default_factory=lambda: solara.reactive(0.0))

@@ -104,7 +104,9 @@ def public(text: str, where: Path | None) -> str:
     if where is None:
         return text
     text = re.sub(re.escape(str(where)) + r"/upload\d+/", "", text)
-    return text.replace(f"{where}/", "").replace(str(where), "the upload")
+    text = text.replace(f"{where}/", "").replace(str(where), "the upload")
+    # the parser names the file after its path: with the path gone, "weird.csv: weird.csv: ..." is left
+    return re.sub(r"(^|\s)([^\s:]+): \2: ", r"\1\2: ", text)
 
 
 def _suffix(name: str) -> str:
@@ -124,7 +126,8 @@ def check_uploads(uploads: Sequence[Upload], max_mb: float = MAX_UPLOAD_MB) -> s
         raise MapError(f"No file received; upload {ALLOWED}.")
     names = [clean_name(u.name) for u in uploads]
     if len(uploads) > 2:
-        raise MapError(f"{len(uploads)} files received ({', '.join(names[:3])}, ...); upload {ALLOWED}.")
+        shown = ", ".join(names) if len(names) <= 4 else f"{', '.join(names[:3])} and {len(names) - 3:,} more"
+        raise MapError(f"{len(uploads)} files received ({shown}); upload {ALLOWED}.")
     for name in names:
         if _suffix(name) not in UPLOAD_SUFFIXES:
             kind = f"'{_suffix(name)}' files" if _suffix(name) else "files without a suffix"

@@ -254,7 +254,7 @@ def test_event_buttons_change_the_run(app: tuple[Page, Traffic]) -> None:
     expect(page.locator(".cp-log")).to_contain_text("joined with 7 staff")
     expect(page.locator(CANVAS)).to_have_attribute("data-nodes", "2012", timeout=STEP_TIMEOUT_MS)
     click(page, "Funding cut")
-    expect(page.locator(".cp-log")).to_contain_text("Funding cut: effort budget x0.50")
+    expect(page.locator(".cp-log")).to_contain_text("Funding cut: effort budget cut to 50% of what it was, now 30.0")
     tab(page, "Model")
     expect(page.locator(".cp-diagram svg")).to_contain_text("Effort budget 30 per 1,000", timeout=STEP_TIMEOUT_MS)
     tab(page, "System")
@@ -366,6 +366,36 @@ def test_bad_seed_shows_a_message(app: tuple[Page, Traffic]) -> None:
     seed.fill("7")
     seed.press("Enter")
     expect(page.locator(".cp-sub")).to_contain_text("seed 7", timeout=STEP_TIMEOUT_MS)
+
+
+def test_no_solara_badge_and_buttons_keep_their_labels_inside(app: tuple[Page, Traffic]) -> None:
+    page, _ = app
+    expect(page.get_by_text("This website runs on")).to_have_count(0)
+    button = page.get_by_role("button", name="National policy change", exact=True)
+    fits = button.evaluate(
+        "b => { const r = b.getBoundingClientRect(); return [...b.querySelectorAll('*')].every(e => {"
+        " const c = e.getBoundingClientRect(); return c.width === 0 || (c.left >= r.left - 1 && c.right <= r.right + 1"
+        " && c.top >= r.top - 1 && c.bottom <= r.bottom + 1); }); }"
+    )
+    assert fits, "the button's icon or label runs out of its border"
+
+
+def test_compare_follows_the_sidebar_and_refuses_bad_weeks(app: tuple[Page, Traffic]) -> None:
+    page, _ = app
+    choose(page, "Scenario", "workshop/w1_grangetown_no_insight")
+    expect(page.locator(".cp-week")).to_have_text("Week 0", timeout=STEP_TIMEOUT_MS)
+    tab(page, "Compare")
+    scenario_a = page.locator(".v-select", has=page.locator("label", has_text="Scenario A")).first
+    expect(scenario_a).to_contain_text("workshop/w1_grangetown_no_insight", timeout=STEP_TIMEOUT_MS)
+    weeks = page.get_by_label("Weeks")
+    for bad in ("abc", "-5", "100000"):
+        weeks.fill(bad)
+        expect(page.get_by_text("Weeks must be a whole number of weeks from 1 to 520")).to_be_visible(
+            timeout=STEP_TIMEOUT_MS
+        )
+        expect(page.get_by_role("button", name="Run comparison", exact=True)).to_be_disabled()
+    weeks.fill("20")
+    expect(page.get_by_role("button", name="Run comparison", exact=True)).to_be_enabled(timeout=STEP_TIMEOUT_MS)
 
 
 def test_two_sessions_are_independent(browser: Browser, app_url: str) -> None:
