@@ -201,4 +201,4 @@ def _partner_joins(model: CommonPurposeModel, event: PartnerJoins) -> str:
     model.ties.add(a, b, cfg.network.trust.new_tie, tie_kinds(s, a, b))
     model.ties.flush()  # the partner arrives with its ties (not staged until the week's flush)
     model.add_agents(ids)
-    return f"{event.name} ({event.sector}) joined with {k} staff"
+    return f"{event.name} ({plain(event.sector)}) joined with {k} staff"

@@ -105,7 +105,7 @@ def ladder_rungs_svg(view, width: float = 360) -> str:
     from abm.app.svg import esc, open_svg, text
 
     total = max(sum(view.stage_counts), 1)
-    row, top, left, right = 34, 34, 112, 70
+    row, top, left, right = 34, 34, 112, 92  # right: room for the longest bar's "12,345 (94%)"
     height = top + row * len(STAGES) + 8
     pw = width - left - right
     largest = max(max(view.stage_counts), 1)

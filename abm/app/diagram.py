@@ -199,7 +199,8 @@ def diagram_svg(view) -> str:  # view: abm.app.session.View
         text(
             sx + 16,
             py + 94,
-            f"Embedded processes: {view.embedded_processes:,.0f} in {view.organisations_embedding} organisations",
+            f"Embedded processes: {view.embedded_processes:,.0f} in {view.organisations_embedding} "
+            f"organisation{'' if view.organisations_embedding == 1 else 's'}",
             13.5,
         )
     )
@@ -221,6 +222,8 @@ def diagram_svg(view) -> str:  # view: abm.app.session.View
             f"Downstream, residents of the target wards: inactive {_pct(start)} at week 0, {_pct(now)} now ({arrow}"
             + (f" {abs(change) * 100:.1f} points)" if arrow != "no change" else ")")
         )
-        parts.append(text(W / 2, H - 8, line, 14.5, "middle", STAGE_COLOURS["acting"], "600"))
+        # green only when inactivity fell; a rise is shown in the national cap's red
+        colour = STAGE_COLOURS["acting"] if arrow == "down" else "#b3261e" if arrow == "up" else INK
+        parts.append(text(W / 2, H - 8, line, 14.5, "middle", colour, "600"))
     parts.append("</svg>")
     return "".join(parts)

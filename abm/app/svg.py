@@ -286,8 +286,11 @@ def line_chart(
         for (_, line, _lx), y in zip(ends, ys, strict=True):
             if points:
                 value = fmt(float(line.y[-1]), False, 0.001, points=True) + " points"
+            elif percent:  # as the cards say it: one decimal under 10% (0.5%, not 0%)
+                pct = 100 * float(line.y[-1])
+                value = f"{pct:.1f}%" if 0 < abs(pct) < 9.95 else f"{pct:.0f}%"
             else:
-                value = fmt(float(line.y[-1]), percent, 0.01 if percent else None)
+                value = fmt(float(line.y[-1]), percent, None)
             parts.append(text(frame.left + frame.pw + 6, y, f"{value} {line.label}", 11.5, "start", line.colour, "600"))
     if legend:
         x = frame.left
