@@ -519,13 +519,14 @@ class Config(Strict):
         def check_roles(where: str, names: list[str] | dict[str, int]) -> None:
             for role in names:
                 if role not in staff_roles:
-                    raise ValueError(f"{where}: unknown staff role '{role}' (allowed: {sorted(staff_roles)})")
+                    allowed = ", ".join(sorted(staff_roles))
+                    raise ValueError(f"{where}: unknown staff role '{role}' (allowed: {allowed})")
 
         def check_wards(where: str, wards: list[str] | str) -> None:
             if wards != "all":
                 for ward in wards:
                     if ward not in self.wards:
-                        raise ValueError(f"{where}: unknown ward '{ward}' (allowed: {sorted(self.wards)})")
+                        raise ValueError(f"{where}: unknown ward '{ward}' (allowed: {', '.join(self.wards)})")
 
         for name, org in self.organisations.items():
             check_roles(f"organisations.{name}.staff", org.staff)
@@ -534,7 +535,7 @@ class Config(Strict):
             check_roles(f"communities.{name}.roles", com.roles)
         for key in self.effort.ward_targeting:
             if key not in self.wards:
-                raise ValueError(f"effort.ward_targeting: unknown ward '{key}' (allowed: {sorted(self.wards)})")
+                raise ValueError(f"effort.ward_targeting: unknown ward '{key}' (allowed: {', '.join(self.wards)})")
         for role in self.turnover.protect_roles:
             check_roles("turnover.protect_roles", [role])
         joined: dict[str, int] = {}
