@@ -95,6 +95,18 @@ def test_preset_list_has_every_scenario_file_but_sweeps() -> None:
     assert names.index(workshop[0]) < names.index(next(n for n in names if n.startswith("patterns/")))
 
 
+def test_scenario_lists_show_names_and_keep_file_names_as_values() -> None:
+    """The Scenario selects show what a room reads ("Workshop 2: ..."), and their value stays the file."""
+    from abm.app.settings import preset_items
+
+    items = preset_items()
+    assert [i["value"] for i in items] == list(preset_names())
+    titles = {i["value"]: i["text"] for i in items}
+    assert titles["south_tees"] == "South Tees (default)"
+    assert titles["workshop/w2_national_tight"].startswith("Workshop 2")
+    assert len(set(titles.values())) == len(titles)  # every one can be told apart
+
+
 def test_settings_start_at_the_scenario_and_override_only_changes() -> None:
     base = Settings.for_preset("patterns/p5_national_tight")
     assert base.national_cap == 0.35

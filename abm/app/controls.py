@@ -22,7 +22,7 @@ from abm.app.settings import (
     Settings,
     parse_seed,
     preset_config,
-    preset_names,
+    preset_items,
 )
 from abm.app.ui import MAX_SPEED, MIN_SPEED, guard, log
 from abm.app.upload import ACCEPT, UploadedMap
@@ -70,11 +70,10 @@ def RunButtons(ctl: Controller) -> None:
 def ScenarioPicker(ctl: Controller) -> None:
     ui = ctl.ui
     draft = ui.draft.value
-    names = list(preset_names())
     solara.Select(
         label="Scenario",
         value=draft.preset,
-        values=names,
+        values=preset_items(),  # type: ignore[arg-type]  # Vuetify items: the name shown, the file the value
         on_value=guard(ui, ctl.choose_preset, "Scenario"),
     )
     try:

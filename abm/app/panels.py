@@ -21,7 +21,7 @@ from abm.app.diagram import diagram_svg
 from abm.app.explain import MECHANISMS, explain_html
 from abm.app.network import NetworkCanvas
 from abm.app.session import View
-from abm.app.settings import Settings, preset_names
+from abm.app.settings import Settings, preset_items, preset_names
 from abm.app.svg import esc, sparkline
 from abm.app.theme import (
     PA_LABELS,
@@ -659,14 +659,14 @@ def CompareTab(ctl: Controller) -> None:
             solara.Select(
                 "Scenario A",
                 value=a.value,
-                values=names,
+                values=preset_items(),  # type: ignore[arg-type]  # Vuetify items: the name shown, the file the value
                 on_value=lambda v: (a.set(v), b.set(compare.suggested_b(v, names))),
                 style={"min-width": "260px", "max-width": "400px"},
             )
             solara.Select(
                 "Scenario B",
                 value=b.value,
-                values=names,
+                values=preset_items(),  # type: ignore[arg-type]  # Vuetify items: the name shown, the file the value
                 on_value=b.set,
                 style={"min-width": "260px", "max-width": "400px"},
             )

@@ -76,6 +76,21 @@ def preset_names() -> tuple[str, ...]:
     return tuple(sorted(names, key=key))
 
 
+@lru_cache(maxsize=1)
+def preset_items() -> list[dict[str, str]]:
+    """The scenarios as a select's items: their names to read ("Workshop 2: tight national
+    constraint"), their file names (`workshop/w2_national_tight`) as values."""
+    return [{"text": scenario_title(name), "value": name} for name in preset_names()]
+
+
+def scenario_title(preset: str) -> str:
+    """A scenario's name as its file gives it, else its file name."""
+    try:
+        return preset_config(preset).name or preset
+    except Exception:  # a broken file still gets a line in the list (choosing it says what is wrong)
+        return preset
+
+
 @lru_cache(maxsize=64)
 def preset_config(preset: str) -> Config:
     """A scenario file, validated (cached: the files do not change while the app runs)."""

@@ -22,6 +22,7 @@ from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, Request, Response, Route, expect
 
 from abm.app.pacing import MAX_WEEKS_PER_FRAME
+from abm.app.settings import preset_names, scenario_title
 from abm.app.testing import LOOPBACK
 from abm.config import load_config
 
@@ -98,7 +99,10 @@ def step_to(page: Page, target: int) -> None:
 
 
 def choose(page: Page, label: str, option: str) -> None:
-    """Pick `option` in the Vuetify select labelled `label`."""
+    """Pick `option` in the Vuetify select labelled `label` (a scenario by its file name: the list
+    shows its name)."""
+    if option in preset_names():
+        option = scenario_title(option)
     field = page.locator(".v-select", has=page.locator("label", has_text=label)).first
     field.locator(".v-select__slot").click()
     menu = page.locator(".menuable__content__active")
@@ -386,7 +390,7 @@ def test_compare_follows_the_sidebar_and_refuses_bad_weeks(app: tuple[Page, Traf
     expect(page.locator(".cp-week")).to_have_text("Week 0", timeout=STEP_TIMEOUT_MS)
     tab(page, "Compare")
     scenario_a = page.locator(".v-select", has=page.locator("label", has_text="Scenario A")).first
-    expect(scenario_a).to_contain_text("workshop/w1_grangetown_no_insight", timeout=STEP_TIMEOUT_MS)
+    expect(scenario_a).to_contain_text(scenario_title("workshop/w1_grangetown_no_insight"), timeout=STEP_TIMEOUT_MS)
     weeks = page.get_by_label("Weeks")
     for bad in ("abc", "-5", "100000"):
         weeks.fill(bad)
