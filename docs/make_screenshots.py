@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
+from abm.app.settings import scenario_title  # noqa: E402
 from abm.app.testing import CHROMIUM, CHROMIUM_ARGS, LOOPBACK, serve  # noqa: E402
 
 OUT = ROOT / "docs" / "img"
@@ -85,7 +86,7 @@ def main() -> None:
         field.locator(".v-select__slot").click()
         menu = page.locator(".menuable__content__active")
         for _ in range(30):  # Vuetify adds long lists' items as the menu scrolls
-            found = menu.get_by_role("option", name="workshop/w3_turnover_embedded", exact=True)
+            found = menu.get_by_role("option", name=scenario_title("workshop/w3_turnover_embedded"), exact=True)
             if found.count():
                 found.click()
                 break
