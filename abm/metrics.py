@@ -136,13 +136,13 @@ def model_metrics(model: CommonPurposeModel, people: People | None = None) -> di
         "fairly_active_share": float(pa[1] / n_res),
         "active_share": float(pa[2] / n_res),
         "target_inactive_share": target_inactive / max(people.target_residents.size, 1),
-        "ties": float(model.ties.count),
+        "ties": int(model.ties.count),  # counts stay whole numbers (int64 columns in model.parquet)
         "effort_budget": float(model.effort_budget),
         "national_cap": float(model.national_cap),
         "adopted_share": n_subscribed / n,
     }
     for name, c in zip(STAGES, counts, strict=True):
-        row[f"stage_{name}"] = float(c)
+        row[f"stage_{name}"] = int(c)
     return row
 
 

@@ -68,6 +68,9 @@ def test_run_writes_the_four_files(seed1: Path) -> None:
     model = pd.read_parquet(seed1 / "model.parquet")
     assert set(model.columns) >= MODEL_COLUMNS
     assert model["step"].tolist() == list(range(6))
+    counts = ["step", "ties", *(c for c in model.columns if c.startswith("stage_"))]
+    assert all(model[c].dtype == "int64" for c in counts)  # counts are whole numbers, not floats
+    assert all(model[c].dtype == "float64" for c in model.columns if c not in counts)
     groups = pd.read_parquet(seed1 / "groups.parquet")
     assert list(groups.columns) == ["step", "group_kind", "group", "metric", "value"]
     assert set(groups["group_kind"]) == {"role", "ward", "community", "organisation"}
