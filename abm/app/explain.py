@@ -33,8 +33,9 @@ MECHANISMS: tuple[Mechanism, ...] = (
         "vision ≥ {vision_threshold}, value it at value ≥ {value_threshold}, and reach common purpose when "
         "vision, value and action have been held in at least {sustain_pct} of recent weeks (a memory of about "
         "{sustain_weeks} weeks). The ladder: unaware, engaged, subscribed, valuing, acting, common purpose.",
-        "Watch the ladder chart on the System tab: people climb one rung at a time, and common purpose lags "
-        "acting by weeks.",
+        "Watch the ladder chart on the System tab: common purpose lags acting by weeks. The ladder is not "
+        "strict: as the article says, the process is nonlinear, and people can act in line with the vision "
+        "without consciously subscribing (routine action puts them on the acting rung).",
     ),
     Mechanism(
         "effort",
@@ -61,23 +62,26 @@ MECHANISMS: tuple[Mechanism, ...] = (
         "Insight into a person and their ward offsets cultural misalignment in how influence lands (up to "
         "{insight_effect} of it), narrows misalignment slowly ({culture_shift} a week at full insight) and "
         "fades ({insight_decay} a week) unless renewed.",
-        "Exercise 1 of the workshop guide: cut insight in one ward and compare.",
+        "Exercise 1 of the workshop guide: aim little insight and engagement at one ward and compare.",
     ),
     Mechanism(
         "collaborative",
         "Collaborative working",
         "Joint projects between people who already work together, some brokered across sectors.",
-        "A project between two connected people raises their trust ({trust_gain}) and value ({collab_value}); "
-        "{brokered} of projects are brokered across sectors and create new ties; each project shifts both "
-        "organisations' structures a little ({collab_structure}).",
+        "An aware member of staff starts a project with someone they are tied to (who may be a resident); "
+        "it raises trust ({trust_gain}) and value ({collab_value}); {brokered} of projects are brokered across "
+        "sectors and create new ties; when both partners are staff of different organisations, each moves "
+        "their own organisation's structures a little ({collab_structure} x their vision x value).",
         "Compare the whole-system and siloed scenarios (Compare tab): cross-sector ties carry common purpose further.",
     ),
     Mechanism(
         "leadership",
         "Collective leadership",
         "Committed leaders sharing power, responsibility and accountability: the capacity that changes structures.",
-        "Sessions between committed managers and leaders (level ≥ {min_level}) raise trust and value and move "
-        "their organisations' structural alignment towards the national cap ({lead_structure} a session).",
+        "A simplification: a committed senior person (level ≥ {min_level}: managers, commissioners, leaders) "
+        "works with an aware senior partner in another organisation; the session raises trust and value, and "
+        "the lead's commitment moves both organisations' structural alignment towards the national cap "
+        "({lead_structure} a session). Frontline staff and residents do not take part.",
         "Fire 'a leader leaves' while structures are changing: the best connected leader is replaced by a newcomer.",
     ),
     Mechanism(
@@ -125,7 +129,8 @@ MECHANISMS: tuple[Mechanism, ...] = (
         "culture",
         "Cultural influences, local and national",
         "Ideas, beliefs and values in wards and organisations that make the vision easier or harder to take up.",
-        "Each person's cultural alignment starts near their ward's ({ward_cultures}) and gates how far "
+        "This model's reading (the article says only that aligned culture makes common purpose easier): "
+        "each person's cultural alignment starts near their ward's ({ward_cultures}) and gates how far "
         "influence lands; national culture (×{national_culture}) multiplies it. Insight slowly narrows the "
         "gap.",
         "Lower one ward's cultural alignment (Culture section) and watch that ward in the By ward trends.",
@@ -135,9 +140,11 @@ MECHANISMS: tuple[Mechanism, ...] = (
         "Structural influences and the national constraint",
         "Processes, hierarchies and roles, and above them national policy, legal, financial and "
         "accountability frameworks.",
-        "Each organisation has a structural alignment between 0 and 1 that gates its staff's acting. Only "
-        "collaborative working, collective leadership and embedding move it, and never above the national "
-        "cap ({cap}).",
+        "This model's reading (the article says only that aligned structures make common purpose easier): "
+        "each organisation has a structural alignment between 0 and 1 that gates its staff's acting. Only "
+        "collaborative working, collective leadership and embedding raise it, turnover erodes unembedded "
+        "gains, and in this model it never goes above the national cap ({cap}): a cap below an "
+        "organisation's starting alignment clips it from week 0.",
         "Fire a national policy change with a lower cap mid-run: alignment is clipped at once. Raise the cap "
         "again later: the plateau lifts.",
     ),
@@ -145,8 +152,9 @@ MECHANISMS: tuple[Mechanism, ...] = (
         "turnover",
         "Turnover and legacy",
         "People leave; relationships and history go with them unless ways of working are embedded.",
-        "{turnover_pct} of staff leave each year and are replaced by newcomers starting from scratch; they "
-        "lose {tie_loss} of outside ties unless their organisation has a legacy of embedded processes.",
+        "{turnover_pct} of staff leave each year. A newcomer starts like anyone new to the post, lifted "
+        "towards colleagues by the organisation's legacy of embedded processes; up to {tie_loss} of the "
+        "post's outside ties are lost, fewer where that legacy is strong.",
         "Raise turnover (People section) with embedding on and off.",
     ),
     Mechanism(
@@ -154,9 +162,12 @@ MECHANISMS: tuple[Mechanism, ...] = (
         "Residents' activity (Active Lives)",
         "Residents become more active through contact with professionals who act on the vision, and local culture.",
         "Residents move between inactive (< 30 min a week), fairly active (30-149) and active (150+) with "
-        "chances that hold each ward's starting mix steady; professionals who act (GPs, housing officers, "
-        "charities) add a chance of moving up ({pro_effect} at full exposure) and protect against relapse.",
-        "Compare professionals acting and blocked (pattern P8): inactivity falls only when professionals act.",
+        "chances that hold each ward's starting mix steady; professionals in contact with residents (GPs, "
+        "housing officers, VCSE and business staff) who act add a chance of moving up ({pro_effect} at full "
+        "exposure) and protect against relapse. By design, residents change only through acting "
+        "professionals: the model cannot show community-led change.",
+        "Compare professionals acting and blocked (pattern P8): this is built in, not discovered; use it to "
+        "ask what the assumption leaves out.",
     ),
 )
 
