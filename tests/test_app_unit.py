@@ -340,6 +340,7 @@ def test_comparison_pairs_seeds_and_is_cached() -> None:
     np.testing.assert_allclose(result.series["acting_share"][1, 1], alone["acting_share"].to_numpy())
     rows = compare.summary_rows(result)
     assert [r["measure"] for r in rows][:4] == ["Vision", "Value", "Collective function", "Common purpose"]
+    assert [r["measure"] for r in rows][4:] == ["Inactive residents, target wards", "Common purpose among staff"]
     for svg in (*compare.side_svgs(result), compare.difference_svg(result)):
         parses(svg)
 

@@ -30,6 +30,8 @@ from abm.app.theme import PARTS
 METRICS: tuple[tuple[str, str], ...] = (
     *((column, label) for label, _, column, _ in PARTS),
     ("target_inactive_share", "Inactive residents, target wards"),
+    # staff alone: about nine in ten people are residents, who never turn over (workshop exercise 3)
+    ("staff_common_purpose_share", "Common purpose among staff"),
 )
 REPLICATES = (3, 5, 8)
 MAX_WEEKS = 520

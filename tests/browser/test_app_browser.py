@@ -282,7 +282,7 @@ def test_comparison_with_replicate_bands(app: tuple[Page, Traffic]) -> None:
         assert svgs.nth(i).locator("polygon").count() == 4  # a replicate band per line
     assert "P7 whole system" in svgs.nth(0).inner_html() and "P7 siloed" in svgs.nth(1).inner_html()
     rows = page.locator(".cp-table tr")
-    expect(rows).to_have_count(6)
+    expect(rows).to_have_count(7)  # a header, then six measures
     expect(page.locator(".cp-table")).to_contain_text("At week 20")
     tab(page, "System")  # the result survives a look at another tab
     expect(page.locator(CANVAS)).to_be_visible(timeout=STEP_TIMEOUT_MS)
