@@ -67,7 +67,7 @@ from abm.config import (
     resolve_path,
 )
 from abm.io import DATA_FILES, META_FILE, OutputError, check_out_dir, previous_run, write_run
-from abm.mapio import CONFIG_SUFFIXES, FORMATS, MAP_FILES, SUFFIX_FORMATS, MapWarning
+from abm.mapio import CONFIG_SUFFIXES, FORMATS, MAP_FILES, SUFFIX_FORMATS
 
 PROG = "abm"
 MAX_SEED = 2**63 - 1
@@ -310,14 +310,13 @@ def _load(config: str, sets: list[str], network: str | None = None) -> Config:
 
 @contextlib.contextmanager
 def _map_warnings() -> Iterator[None]:
-    """Print the map's fix-ups (MapWarning) and the scenario's oddities (ScenarioWarning) as one
-    line each, once the block succeeds."""
+    """Print the scenario's oddities (ScenarioWarning, a map's fix-ups included) as one line each,
+    once the block succeeds."""
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MapWarning)
         warnings.simplefilter("always", ScenarioWarning)
         yield
     for w in caught:
-        if issubclass(w.category, (MapWarning, ScenarioWarning)):
+        if issubclass(w.category, ScenarioWarning):
             print(f"{PROG}: warning: {_one_line(w.message)}", file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)

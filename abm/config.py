@@ -59,7 +59,7 @@ class ConfigError(ValueError):
 
 class ScenarioWarning(UserWarning):
     """Something in a scenario that runs but will not do what it seems to ask (one line): an event
-    after the last week, more leavers than holders of a role, ..."""
+    after the last week, more leavers than holders of a role, a map's fix-ups (`MapWarning`), ..."""
 
 
 def _is_number_type(tp: Any) -> bool:

@@ -62,7 +62,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from abm.config import MAX_AGENTS, Config, ConfigError, MapMappingSpec
+from abm.config import MAX_AGENTS, Config, ConfigError, MapMappingSpec, ScenarioWarning
 from abm.io import format_bytes
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class MapError(ConfigError):
     """A map file that cannot be used: one line naming the file, the row or element, and the problem."""
 
 
-class MapWarning(UserWarning):
+class MapWarning(ScenarioWarning):
     """Something in a map the model fixed up (one line): defaults used, directed links, self-loops, ..."""
 
 

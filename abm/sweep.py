@@ -97,7 +97,6 @@ from abm.config import (
     validate,
 )
 from abm.io import DiskFullError, check_out_dir, format_bytes, free_bytes, is_disk_full, versions
-from abm.mapio import MapWarning
 from abm.metrics import GROUP_METRICS, MODEL_COLUMNS
 
 DEFAULT_MODEL = "abm.model:CommonPurposeModel"
@@ -915,12 +914,11 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
         outputs = OutputsSpec.model_validate(task["outputs"])
         cfg: Config = validate(task["config"], f"run {task['run_id']}")
         with warnings.catch_warnings(record=True) as caught:  # sent to the driver, which says each once
-            warnings.simplefilter("always", MapWarning)
-            warnings.simplefilter("always", ScenarioWarning)
+            warnings.simplefilter("always", ScenarioWarning)  # (a map's MapWarnings are ScenarioWarnings)
             model = _factory(task["model"])(cfg, rng=task["seed"])
         said: set[str] = set()
         for w in caught:
-            if issubclass(w.category, (MapWarning, ScenarioWarning)):
+            if issubclass(w.category, ScenarioWarning):
                 said.add(_one_line(str(w.message)))
             else:
                 warnings.showwarning(w.message, w.category, w.filename, w.lineno)

@@ -27,6 +27,7 @@ takes the same options as `solara run` (`make app` runs it). What it changes, an
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import socket
@@ -39,17 +40,6 @@ WS_PING_TIMEOUT_S = 180.0
 APP = Path(__file__).resolve().parents[2] / "app.py"
 #: The page's title before the app has drawn (the page then sets its own, longer one).
 TAB_TITLE = "Common purpose"
-
-
-def _option(args: list[str], name: str, default: str) -> str:
-    """The value of `--name VALUE` or `--name=VALUE` in args (the last one wins), else default."""
-    value = default
-    for i, arg in enumerate(args):
-        if arg == name and i + 1 < len(args):
-            value = args[i + 1]
-        elif arg.startswith(name + "="):
-            value = arg.split("=", 1)[1]
-    return value
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -71,7 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     anything starts, rather than after a "server is starting" message.
     """
     args = sys.argv[1:] if argv is None else argv
-    host, port = _option(args, "--host", "localhost"), _option(args, "--port", "8765")
+    where = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # only the two options checked here
+    where.add_argument("--host", default="localhost")
+    where.add_argument("--port", default="8765")
+    known = where.parse_known_args(args)[0]
+    host, port = known.host, known.port
     if port.isdigit() and int(port) > 0 and port_in_use(host, int(port)):
         print(
             f"abm: error: port {port} on {host} is in use: is the app already running? Open "
