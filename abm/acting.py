@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from abm import kernels
 from abm.activities import legacy
 from abm.state import Runs, clip01
 
@@ -51,35 +52,6 @@ class LadderWeek(NamedTuple):
     counts: list[int]  # people at each stage
     acting: int  # how many act
     aware: int  # how many are aware
-
-
-def _ladder_week(
-    week: int,
-    stage: np.ndarray,
-    subscribed: np.ndarray,
-    both: np.ndarray,
-    held: np.ndarray,
-    common: np.ndarray,
-    acting: np.ndarray,
-    aware: np.ndarray,
-) -> LadderWeek:
-    """The counts the record needs, from the ladder's masks (fewer passes than comparing each code).
-
-    Each person gets the highest rung whose condition holds, and common purpose implies acting
-    and valuing, valuing implies subscribing. So the stages count: common purpose |common|;
-    acting |acting| - |common|; valuing |both| - |both and acting|; subscribed |subscribed, not
-    acting| - |both, not acting|; engaged |aware, neither subscribed nor acting|; unaware the rest.
-    """
-    n_sub, n_both, n_held = (np.count_nonzero(x) for x in (subscribed, both, held))
-    n_acting, n_common = np.count_nonzero(acting), np.count_nonzero(common)
-    n_sub_acting = np.count_nonzero(np.logical_and(subscribed, acting))
-    reached = np.logical_or(subscribed, acting)
-    n_aware = np.count_nonzero(aware)
-    engaged = n_aware - np.count_nonzero(np.logical_and(reached, aware, out=reached))
-    valuing = n_both - n_held
-    counts = [0, engaged, n_sub - n_sub_acting - valuing, valuing, n_acting - n_common, n_common]
-    counts[0] = acting.size - sum(counts)
-    return LadderWeek(week, stage, acting, common, n_sub, n_both, n_sub_acting, n_held, counts, n_acting, n_aware)
 
 
 def ladder_findings(model: CommonPurposeModel) -> LadderWeek | None:
@@ -153,37 +125,27 @@ def local_structure(model: CommonPurposeModel) -> np.ndarray:
 def acting_probability(model: CommonPurposeModel) -> np.ndarray:
     cfg = model.config.acting
     s = model.state
-    # the formulas above, evaluated in place in the same order (the same figures, fewer arrays)
-    x = np.multiply(s.skills, 0.5)
-    x += 0.5
-    commitment = np.multiply(s.vision, s.value)
-    x *= commitment
-    x -= cfg.threshold
-    x /= cfg.width
-    x = clip01(x, out=x)
-    p = np.multiply(x, x, out=commitment)
-    x *= -2.0  # 3 - 2x as -2x + 3 (the same rounding)
-    x += 3.0
-    p *= x  # p_conscious
-    # structures and routines per organisation and ward, then one look-up per person
-    # (the tables as `_by_person` builds them, each computed in place: fewer small arrays)
+    # structures and routines per organisation and ward, then spread over people (by runs)
     n_org = model.org_structure.size
     table = np.concatenate((model.org_structure, [0.0], _resident_structure(model)))
     clip01(table, out=table)
     table **= cfg.structure_exponent
     table[n_org] = 0.0  # no organisation: 0 ** exponent
-    p *= _spread(model, table)  # p_structure
+    structure = _spread(model, table)  # p_structure
     table = np.ones(table.size)  # 1 - p_routine: per organisation; 1 with none, and for residents
     np.subtract(1.0, cfg.embedded_action * legacy(model), out=table[:n_org])
-    np.subtract(1.0, p, out=p)
-    p *= _spread(model, table)
-    np.subtract(1.0, p, out=p)  # p = 1 - (1 - p_conscious p_structure)(1 - p_routine)
-    # habit: keep = habit where acting last week and p > 0, else 0; (1 - p)(1 - 0) needs no product
-    keep = (p > 0) & s.acting if cfg.habit else None
-    q = np.subtract(1.0, p, out=p)
-    if keep is not None:
-        np.multiply(q, 1.0 - cfg.habit, out=q, where=keep)
-    return np.subtract(1.0, q, out=q)  # 1 - (1 - p)(1 - keep)
+    # the formulas above, person by person (see `kernels.acting_probability`)
+    return kernels.acting_probability(
+        s.skills,
+        s.vision,
+        s.value,
+        cfg.threshold,
+        cfg.width,
+        structure,
+        _spread(model, table),
+        float(cfg.habit),
+        s.acting,
+    )
 
 
 def decide_acting(model: CommonPurposeModel) -> None:
@@ -195,22 +157,25 @@ def update_ladder(model: CommonPurposeModel) -> None:
     """Sustained commitment, stage, and the week each person first reached each rung."""
     lad = model.config.ladder
     s = model.state
-    subscribed = s.vision >= lad.vision_threshold
-    valued = s.value >= lad.value_threshold
-    both = subscribed & valued
-    held = both & s.acting
-    step = np.subtract(held, s.sustain)
-    step /= lad.sustain_weeks
-    s.sustain += step
-    common = held & (s.sustain >= lad.sustain_level)
-    # the highest rung whose condition holds (acting counts even without vision or value):
-    # 2 where subscribed, else 1 where aware, as max(2 x subscribed, aware) on int8 codes
-    stage = np.add(subscribed.view(np.int8), subscribed.view(np.int8))
-    np.maximum(stage, s.aware.view(np.int8), out=stage)
-    for code, reached in ((3, both), (4, s.acting), (5, common)):
-        np.copyto(stage, np.int8(code), where=reached)
-    model.stage = stage
-    week = model.week
-    model.ladder_week = _ladder_week(week, stage, subscribed, both, held, common, s.acting, s.aware)
-    for first, now in ((s.first_subscribed, subscribed), (s.first_valued, valued), (s.first_acting, s.acting)):
-        np.copyto(first, week, where=(first < 0) & now)
+    model.stage, common, c = kernels.ladder(
+        s.vision,
+        s.value,
+        s.acting,
+        s.aware,
+        s.sustain,
+        lad.vision_threshold,
+        lad.value_threshold,
+        float(lad.sustain_weeks),
+        lad.sustain_level,
+        model.week,
+        s.first_subscribed,
+        s.first_valued,
+        s.first_acting,
+    )
+    n_sub, n_both, n_held, n_acting, n_common, n_sub_acting, n_aware, engaged = c.tolist()
+    valuing = n_both - n_held
+    counts = [0, engaged, n_sub - n_sub_acting - valuing, valuing, n_acting - n_common, n_common]
+    counts[0] = s.n - sum(counts)
+    model.ladder_week = LadderWeek(
+        model.week, model.stage, s.acting, common, n_sub, n_both, n_sub_acting, n_held, counts, n_acting, n_aware
+    )

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from abm import kernels
 from abm.config import ACTIVITIES
 from abm.state import by_ward, clip01, ward_residents
 
@@ -241,12 +242,9 @@ def insight(model: CommonPurposeModel, share: float) -> None:
         model.ward_insight += spec.ward_gain * np.minimum(touched / residents, 1.0) * (1.0 - model.ward_insight)
         np.minimum(model.ward_insight, 1.0, out=model.ward_insight)
     # insight keeps narrowing misalignment where it is held, and fades unless renewed
-    q = by_ward(model, model.ward_insight)
-    np.maximum(s.insight, q, out=q)
-    q *= spec.culture_shift  # culture += shift * q * (1 - culture), in place (the same figures)
-    q *= np.subtract(1.0, s.culture)
-    s.culture += q
-    s.insight *= 1.0 - spec.decay
+    kernels.insight_shifts_culture(
+        s.insight, by_ward(model, model.ward_insight), spec.culture_shift, spec.decay, s.culture
+    )
     model.ward_insight *= 1.0 - spec.decay
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from abm import kernels
 from abm.state import by_ward, clip01, ward_residents
 
 if TYPE_CHECKING:
@@ -66,11 +67,9 @@ def neighbour_sums(model: CommonPurposeModel) -> np.ndarray:
     # float32 copies of the fixed factors of the acting columns: multiplying them by the 0/1 flags
     # as float32 gives the same figures as in float64 then rounded, with no casts in the loops
     per_act = model.fixed("acting_factors", _acting_factors)
-    np.multiply(w, s.vision, out=cols[:, VISION], casting="unsafe")
-    np.multiply(w, s.value, out=cols[:, VALUE], casting="unsafe")
-    acting = s.acting.astype(np.float32)
-    for col, factor in zip((ACTING, PRO_ACTING, RES_ACTING), per_act, strict=True):
-        np.multiply(factor, acting, out=cols[:, col])
+    kernels.fill_sums_block(
+        cols, VISION, VALUE, (ACTING, PRO_ACTING, RES_ACTING), w, s.vision, s.value, s.acting, per_act
+    )
     if rule == "threshold":
         cols[:, HOLD_VISION] = w * (s.vision >= lad.vision_threshold)
         cols[:, HOLD_VALUE] = w * (s.value >= lad.value_threshold)
@@ -87,33 +86,26 @@ def social_influence(model: CommonPurposeModel) -> None:
     nb = model.snapshot()
     gate = model.gate() * s.susceptibility
     if cfg.rule == "averaging":
-        # value first: it is gated by last week's vision (a synchronous update), so no copy is needed
-        own = cfg.self_weight * s.influence if cfg.self_weight else None  # DeGroot's self-weight
-        weight = nb[:, WEIGHT].astype(float) if own is None else nb[:, WEIGHT] + own
-        all_have = bool(weight.min() > 0) if weight.size else True  # one pass instead of a mask and `all`
-        if all_have:
-            safe = weight
-        else:
-            has = weight > 0
-            safe = np.where(has, weight, 1.0)
-        zeros = model.fixed("zeros", lambda m: np.zeros(m.state.n))  # read only: maximum with an array is faster
-        up, down = np.empty(s.n), np.empty(s.n)  # reused: the same operations in place, in the same order
-        for x, col, gated in ((s.value, VALUE, True), (s.vision, VISION, False)):
-            gap = np.divide(nb[:, col] if own is None else nb[:, col] + own * x, safe, out=down)  # the mean
-            gap -= x
-            if not all_have:
-                gap[~has] = 0.0
-            up = np.maximum(gap, zeros, out=up)
-            up *= gate
-            if gated:
-                up *= s.vision
-            down = np.minimum(gap, zeros, out=down)
-            down *= cfg.decline
-            down *= s.susceptibility
-            up += down
-            up *= cfg.rate
-            x += up
-    elif cfg.rule == "threshold":
+        # value first: it is gated by last week's vision (a synchronous update); then the clip
+        kernels.averaging(
+            nb.ravel(),
+            nb.shape[1],
+            WEIGHT,
+            VISION,
+            VALUE,
+            float(cfg.self_weight or 0.0),
+            s.influence,
+            gate,
+            s.susceptibility,
+            cfg.decline,
+            cfg.rate,
+            model.config.ladder.aware_threshold,
+            s.vision,
+            s.value,
+            s.aware,
+        )
+        return
+    if cfg.rule == "threshold":
         vision_before = s.vision.copy()  # value is gated by last week's vision (a synchronous update)
         weight = nb[:, WEIGHT]
         has = weight > 0
@@ -200,31 +192,20 @@ def feedback(model: CommonPurposeModel) -> None:
     cfg = model.config.feedback
     s = model.state
     nb = model.snapshot()
-    weight = nb[:, WEIGHT]
-    if weight.size and weight.min() > 0:  # everyone has ties: the same figures without the guards
-        visible = nb[:, ACTING] / weight
-    else:
-        has = weight > 0
-        visible = np.where(has, nb[:, ACTING] / np.where(has, weight, 1.0), 0.0)
-    # results x signal per ward, then per person (the same products, on a few wards)
-    pull = cfg.action * visible + by_ward(model, cfg.results * ward_results(model))
-    # the same operations as value += pull * vision * gate * (1 - value), in place
-    pull *= s.vision
-    pull *= model.gate()
-    room = np.subtract(1.0, s.value)
-    pull *= room
-    s.value += pull
-    acting = s.acting.astype(np.float64)  # 1.0 or 0.0: multiplying by it equals multiplying by the flags
-    np.subtract(1.0, s.value, out=room)
-    room *= acting
-    room *= cfg.doing
-    s.value += room
-    # without action, other priorities crowd the vision out: value fades, vision more slowly
-    idle = np.subtract(1.0, acting, out=acting)
-    fade = np.multiply(s.value, cfg.forgetting, out=room)
-    fade *= idle
-    s.value -= fade
-    fade = np.multiply(s.vision, 0.5 * cfg.forgetting, out=room)
-    fade *= idle
-    s.vision -= fade
-    clip01(s.value, out=s.value)
+    # visible action (the acting share of one's ties) and results where one works or lives pull
+    # value up, gated by vision and culture; acting raises one's own; idle value and vision fade
+    results = by_ward(model, cfg.results * ward_results(model))  # spread first: gathers in a loop are slow
+    kernels.feedback(
+        nb.ravel(),
+        nb.shape[1],
+        WEIGHT,
+        ACTING,
+        cfg.action,
+        results,
+        model.gate(),
+        cfg.doing,
+        cfg.forgetting,
+        s.acting,
+        s.vision,
+        s.value,
+    )

@@ -14,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse import _sparsetools
 
+from abm import kernels
 from abm.acting import STAGES, ladder_findings
 from abm.state import as_slice
 
@@ -171,15 +172,9 @@ def _weights(model: CommonPurposeModel, people: People, w: np.ndarray | None = N
     s = model.state
     if w is None:
         w = np.zeros((s.n, _WIDTH), dtype=np.float32)
-    w[:, 0] = s.vision
-    w[:, 1] = s.value
-    w[:, 2] = s.acting
-    found = ladder_findings(model)
-    if found is None:
-        np.equal(model.stage, STAGES.index("common_purpose"), out=w[:, 3], casting="unsafe")
-    else:  # the ladder's mask of stage 5
-        w[:, 3] = found.common
-    np.equal(s.pa_class, 0, out=w[:, 4], casting="unsafe")  # staff have no class (-1)
+    found = ladder_findings(model)  # the ladder's mask of stage 5, else the codes compared
+    common = model.stage == STAGES.index("common_purpose") if found is None else found.common
+    kernels.group_weights(w, s.vision, s.value, s.acting, common, s.pa_class)  # staff have no class (-1)
     for col, per_org in ((5, model.org_structure), (6, model.org_embedded)):
         if per_org.size:  # only the people in an organisation (a view of the staff's rows as generated)
             w[people.in_org_rows, col] = per_org.astype(np.float32)[people.in_org_org]

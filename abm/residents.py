@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from abm import kernels
 from abm.influence import PRO_ACTING, RES_ACTING, RESIDENT
 
 if TYPE_CHECKING:
@@ -29,43 +30,17 @@ def baseline_rates(mixes: np.ndarray, relapse_fairly: float, relapse_active: flo
     return np.stack([up0, up1], axis=1)
 
 
-def exposure(model: CommonPurposeModel, who: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
-    """Per person in `who` (default everyone): exposure to acting professionals, and peers.
+class _Uptake(NamedTuple):
+    """Each resident's ward's baseline uptake from inactive and from fairly active (fixed while
+    nobody joins: per resident, so the weekly loop reads them in order instead of by ward)."""
 
-    Returns the saturating exposure 1 - exp(-trust-weighted acting professionals) and the acting
-    share of their resident ties.
-    """
-    nb = model.snapshot()
-    pro = np.negative(nb[who, PRO_ACTING])  # 1 - exp(-x), in place (float32, as the sums)
-    np.exp(pro, out=pro)
-    np.subtract(1.0, pro, out=pro)
-    residents = nb[who, RESIDENT]
-    if residents.size and residents.min() >= 1e-12:  # (float32) no zeros and the floor changes nothing
-        return pro, nb[who, RES_ACTING] / residents
-    peers = np.where(residents > 0, nb[who, RES_ACTING] / np.maximum(residents, 1e-12), 0.0)
-    return pro, peers
+    inactive: np.ndarray
+    fairly: np.ndarray
 
 
-class _RateTables(NamedTuple):
-    """Residents' rows in the rate tables (ward x 3 + class), and the baseline uptake per row.
-
-    Rows are ward x 3 + class: uptake inactive->fairly active, fairly->active, and 0 for the active
-    (who have no class above; their uplift is masked off too). Residents come in runs of one ward
-    (as generated), so 3 x ward is kept per run and repeated: cheaper than reading it per resident.
-    """
-
-    ward3: np.ndarray  # 3 x ward per run of residents; per resident when they are in no ward order
-    length: np.ndarray | None  # each run's length; None when `ward3` is per resident
-    up: np.ndarray
-
-
-def _rate_tables(model: CommonPurposeModel) -> _RateTables:
+def _uptake(model: CommonPurposeModel) -> _Uptake:
     ward = model.state.ward[model.resident_index].astype(np.intp)
-    up = np.column_stack([model.uptake_rates, np.zeros(len(model.uptake_rates))]).ravel()
-    starts = np.flatnonzero(np.concatenate(([True], ward[1:] != ward[:-1]))) if ward.size else ward
-    if starts.size > ward.size // 4:
-        return _RateTables(3 * ward, None, up)
-    return _RateTables(3 * ward[starts], np.diff(np.append(starts, ward.size)), up)
+    return _Uptake(*(np.ascontiguousarray(model.uptake_rates[ward, k]) for k in range(2)))
 
 
 def move_classes(model: CommonPurposeModel) -> None:
@@ -79,37 +54,27 @@ def move_classes(model: CommonPurposeModel) -> None:
     if model.resident_index.size == 0:
         return
     res = model.resident_rows  # a slice when residents are one block: views instead of gathers
-    pro, peers = exposure(model, res)
-    # uplift = professional_effect x pro x culture gate x (1 + peer_effect x peers), in place
-    uplift = np.multiply(s.culture[res], model.national_culture)
-    np.subtract(1.0, uplift, out=uplift)
-    uplift *= cfg.culture_weight
-    np.subtract(1.0, uplift, out=uplift)  # the culture gate
-    uplift *= np.multiply(pro, cfg.professional_effect)
-    peers *= cfg.peer_effect  # (exposure's arrays are fresh: safe to change in place)
-    peers += 1.0
-    uplift *= peers
+    nb = model.snapshot()
+    saturation = np.negative(nb[res, PRO_ACTING])  # exp(-x) (float32, as the sums), in place
+    np.exp(saturation, out=saturation)
+    flat, k, rows = nb.ravel(), nb.shape[1], model.resident_index
     cls = s.pa_class[res]
-    tables = model.fixed("resident_rate_tables", _rate_tables)
-    if tables.length is None:
-        row = tables.ward3 + cls
-    else:
-        row = tables.ward3.repeat(tables.length)
-        row += cls
-    up_rate = tables.up
-    up = up_rate.take(row)
-    up += uplift
-    up *= cls < 2  # the active cannot move up
-    # relapse by class, looked up by `row` too: taking by the int8 classes would convert them first
-    down = np.array([0.0, cfg.relapse_fairly, cfg.relapse_active] * (up_rate.size // 3)).take(row)
-    cut = np.multiply(pro, cfg.protection, out=pro)
-    down *= np.subtract(1.0, cut, out=cut)
-    r = model.rng.random(cls.size)
-    rise = r < up
-    # down >= 0 (protection is at most 1), so r < up implies r < up + down: those who move
-    # down are the ones with r < up + down but not r < up
-    fall = np.less(r, np.add(up, down, out=down))
-    fall ^= rise
-    cls += rise
-    cls -= fall
-    s.pa_class[res] = cls
+    uptake = model.fixed("resident_uptake", _uptake)
+    kernels.class_moves(
+        saturation,
+        kernels.column(flat, k, RESIDENT, rows),
+        kernels.column(flat, k, RES_ACTING, rows),
+        s.culture[res],
+        model.national_culture,
+        cfg.culture_weight,
+        cfg.professional_effect,
+        cfg.peer_effect,
+        cfg.protection,
+        uptake.inactive,
+        uptake.fairly,
+        cfg.relapse_fairly,
+        cfg.relapse_active,
+        model.rng.random(cls.size),
+        cls,
+    )
+    s.pa_class[res] = cls  # (a no-op when `cls` is a view)

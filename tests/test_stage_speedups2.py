@@ -19,7 +19,7 @@ from abm.acting import (
 from abm.influence import ACTING, PRO_ACTING, RES_ACTING, VALUE, VISION, WEIGHT, neighbour_sums, social_influence
 from abm.metrics import model_metrics
 from abm.model import CommonPurposeModel
-from abm.residents import _rate_tables, move_classes
+from abm.residents import move_classes
 from abm.state import Runs
 from tests.conftest import model_pair
 
@@ -157,7 +157,6 @@ def test_class_moves_with_residents_in_no_ward_order_match_the_plain_formula() -
         m.state.ward[res] = np.random.default_rng(3).permutation(m.state.ward[res])
         m._fixed.clear()
         m.run(6)
-    assert a.fixed("resident_rate_tables", _rate_tables).length is None  # a rate row per resident
     before = a.state.pa_class.copy()
     for _ in range(3):
         move_classes(a)

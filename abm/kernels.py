@@ -1,0 +1,370 @@
+"""Compiled loops for the weekly step: one pass over everyone where numpy would take a dozen.
+
+Each kernel does, person by person, exactly the arithmetic the numpy version it replaced did on
+whole arrays, in the same order and at the same precision (float32 where the neighbour sums are
+float32), so the figures are the same bit for bit; only the passes over memory and the
+Python-level calls are fewer. Random numbers are still drawn with the model's generator, as
+whole arrays, outside the kernels: the stream of draws does not change.
+
+Kernels are compiled by numba on first use and cached on disk (`cache=True`), so only the first
+run on a machine pays for compiling. No `fastmath`: IEEE arithmetic, no reordering.
+
+Example:
+    >>> import numpy as np
+    >>> x = np.array([-0.5, 0.25, 2.0])
+    >>> clip01_inplace(x)
+    >>> x.tolist()
+    [0.0, 0.25, 1.0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_F32 = np.float32
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _clip01(x: float) -> float:
+    """`np.clip(x, 0, 1) + 0.0` for one number (adding 0.0 turns -0.0 into 0.0)."""
+    return min(max(x, 0.0), 1.0) + 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def clip01_inplace(x: np.ndarray) -> None:
+    """Clip `x` to [0, 1] in place."""
+    for i in range(x.size):
+        x[i] = _clip01(x[i])
+
+
+@njit(cache=True, error_model="numpy")
+def column(nb: np.ndarray, k: int, col: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """Column `col` of the flattened (n, k) block `nb` (at `rows`, if given) as a contiguous array.
+
+    Kernels read their columns of the neighbour sums this way first: a loop that reads every
+    k-th number cannot use SIMD, the loop over contiguous columns that follows can.
+    """
+    if rows is None:
+        n = nb.size // k
+        out = np.empty(n, dtype=nb.dtype)
+        for i in range(n):
+            out[i] = nb[i * k + col]
+    else:
+        out = np.empty(rows.size, dtype=nb.dtype)
+        for j in range(rows.size):
+            out[j] = nb[rows[j] * k + col]
+    return out
+
+
+#: Compile options for every kernel: cached on disk; numpy's error model (a division by zero gives
+#: inf or nan, as in numpy, instead of raising), which also lets the loops use SIMD.
+_JIT = {"cache": True, "error_model": "numpy"}
+
+
+@njit(**_JIT)
+def averaging(
+    nb: np.ndarray,
+    k: int,
+    weight_col: int,
+    vision_col: int,
+    value_col: int,
+    self_weight: float,
+    influence: np.ndarray,
+    gate: np.ndarray,
+    susceptibility: np.ndarray,
+    decline: float,
+    rate: float,
+    aware_threshold: float,
+    vision: np.ndarray,
+    value: np.ndarray,
+    aware: np.ndarray,
+) -> None:
+    """The averaging rule (see `influence.social_influence`), then the clip and awareness.
+
+    `nb` is the (n, k) block of neighbour sums, flattened. Value moves first, gated by last
+    week's vision; a person with no weight (no ties and no self weight) does not move.
+    """
+    weights, to_values, to_visions = column(nb, k, weight_col), column(nb, k, value_col), column(nb, k, vision_col)
+    for i in range(vision.size):
+        own = self_weight * influence[i]
+        w = np.float64(weights[i])
+        to_value = np.float64(to_values[i])
+        to_vision = np.float64(to_visions[i])
+        v, x = vision[i], value[i]
+        if self_weight != 0.0:
+            w = w + own
+            to_value = to_value + own * x
+            to_vision = to_vision + own * v
+        has = w > 0.0
+        safe = w if has else 1.0
+        g = gate[i]
+        d = susceptibility[i]
+        gap = to_value / safe
+        gap = gap - x
+        gap = gap if has else 0.0
+        up = max(gap, 0.0) * g
+        up = up * v
+        down = min(gap, 0.0) * decline
+        down = down * d
+        up = up + down
+        x = x + up * rate
+        gap = to_vision / safe
+        gap = gap - v
+        gap = gap if has else 0.0
+        up = max(gap, 0.0) * g
+        down = min(gap, 0.0) * decline
+        down = down * d
+        up = up + down
+        v = _clip01(v + up * rate)
+        vision[i] = v
+        value[i] = _clip01(x)
+        aware[i] = aware[i] | (v >= aware_threshold)
+
+
+@njit(**_JIT)
+def feedback(
+    nb: np.ndarray,
+    k: int,
+    weight_col: int,
+    acting_col: int,
+    action: float,
+    results: np.ndarray,
+    gate: np.ndarray,
+    doing: float,
+    forgetting: float,
+    acting: np.ndarray,
+    vision: np.ndarray,
+    value: np.ndarray,
+) -> None:
+    """Feedback from visible action and results, doing, and fading (see `influence.feedback`).
+
+    `results` is per person (their ward's, times the `results` weight). The acting share of one's ties is
+    float32, as the sums are, and `action` multiplies it in float32 (as numpy does a Python float
+    and a float32 array).
+    """
+    action32 = _F32(action)
+    half_forgetting = 0.5 * forgetting
+    weights, acting_sums = column(nb, k, weight_col), column(nb, k, acting_col)
+    for i in range(vision.size):
+        w = weights[i]
+        share = acting_sums[i] / (w if w > 0 else _F32(1.0))
+        visible = share if w > 0 else _F32(0.0)
+        pull = np.float64(action32 * visible) + results[i]
+        pull = pull * vision[i]
+        pull = pull * gate[i]
+        x = value[i]
+        pull = pull * (1.0 - x)
+        x = x + pull
+        a = 1.0 if acting[i] else 0.0
+        room = (1.0 - x) * a
+        x = x + room * doing
+        idle = 1.0 - a
+        fade = x * forgetting
+        x = x - fade * idle
+        fade = vision[i] * half_forgetting
+        vision[i] = vision[i] - fade * idle
+        value[i] = _clip01(x)
+
+
+@njit(**_JIT)
+def acting_probability(
+    skills: np.ndarray,
+    vision: np.ndarray,
+    value: np.ndarray,
+    threshold: float,
+    width: float,
+    structure: np.ndarray,
+    routine: np.ndarray,
+    habit: float,
+    acting: np.ndarray,
+) -> np.ndarray:
+    """This week's chance of acting for each person (see `acting.acting_probability`).
+
+    `structure` is each person's p_structure and `routine` their 1 - p_routine (spread from the
+    per-organisation and per-ward tables beforehand: a gather per person would stop SIMD).
+    """
+    out = np.empty(vision.size)
+    stay = 1.0 - habit
+    for i in range(vision.size):
+        x = skills[i] * 0.5
+        x = x + 0.5
+        x = x * (vision[i] * value[i])
+        x = x - threshold
+        x = _clip01(x / width)
+        p = x * x
+        p = p * (x * -2.0 + 3.0)  # smoothstep: x^2 (3 - 2x)
+        p = p * structure[i]
+        p = 1.0 - (1.0 - p) * routine[i]
+        q = 1.0 - p
+        if habit != 0.0 and p > 0.0 and acting[i]:
+            q = q * stay
+        out[i] = 1.0 - q
+    return out
+
+
+@njit(**_JIT)
+def ladder(
+    vision: np.ndarray,
+    value: np.ndarray,
+    acting: np.ndarray,
+    aware: np.ndarray,
+    sustain: np.ndarray,
+    vision_threshold: float,
+    value_threshold: float,
+    sustain_weeks: float,
+    sustain_level: float,
+    week: int,
+    first_subscribed: np.ndarray,
+    first_valued: np.ndarray,
+    first_acting: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sustained commitment, stage codes and first-passage weeks (see `acting.update_ladder`).
+
+    Returns the stage codes (int8), the mask of common purpose, and the counts the record needs:
+    subscribed, both (vision and value), held (both and acting), acting, common, subscribed and
+    acting, aware, and aware but neither subscribed nor acting.
+    """
+    n = vision.size
+    stage = np.empty(n, dtype=np.int8)
+    common = np.empty(n, dtype=np.bool_)
+    c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = 0  # local counters: sums kept in registers
+    for i in range(n):  # branch-free (selects and unconditional stores), so it can use SIMD
+        sub = vision[i] >= vision_threshold
+        val = value[i] >= value_threshold
+        both = sub & val
+        act = acting[i]
+        aw = aware[i]
+        held = both & act
+        sustained = sustain[i] + ((1.0 if held else 0.0) - sustain[i]) / sustain_weeks
+        sustain[i] = sustained
+        com = held & (sustained >= sustain_level)
+        code = 2 if sub else (1 if aw else 0)
+        code = 3 if both else code
+        code = 4 if act else code
+        stage[i] = 5 if com else code
+        common[i] = com
+        c0 += sub
+        c1 += both
+        c2 += held
+        c3 += act
+        c4 += com
+        c5 += sub & act
+        c6 += aw
+        c7 += aw & (not (sub | act))
+        f = first_subscribed[i]
+        first_subscribed[i] = week if (sub & (f < 0)) else f
+        f = first_valued[i]
+        first_valued[i] = week if (val & (f < 0)) else f
+        f = first_acting[i]
+        first_acting[i] = week if (act & (f < 0)) else f
+    counts = np.array([c0, c1, c2, c3, c4, c5, c6, c7], dtype=np.int64)
+    return stage, common, counts
+
+
+@njit(**_JIT)
+def class_moves(
+    saturation: np.ndarray,
+    resident_ties: np.ndarray,
+    acting_resident_ties: np.ndarray,
+    culture: np.ndarray,
+    national_culture: float,
+    culture_weight: float,
+    professional_effect: float,
+    peer_effect: float,
+    protection: float,
+    uptake_inactive: np.ndarray,
+    uptake_fairly: np.ndarray,
+    relapse_fairly: float,
+    relapse_active: float,
+    r: np.ndarray,
+    pa_class: np.ndarray,
+) -> None:
+    """One week of class moves for residents (see `residents.move_classes`), `pa_class` in place.
+
+    Per resident: `saturation` is exp(-trust-weighted acting professionals) (float32, numpy's exp),
+    `resident_ties` and `acting_resident_ties` their trust-weighted resident ties and acting ones
+    (float32 sums), `uptake_inactive` and `uptake_fairly` their ward's baseline uptake from each
+    class, and `r` one uniform draw. Float32 products are kept in float32, as numpy kept them.
+    """
+    effect32 = _F32(professional_effect)
+    peer32 = _F32(peer_effect)
+    protection32 = _F32(protection)
+    for j in range(pa_class.size):
+        pro = _F32(1.0) - saturation[j]
+        ties = resident_ties[j]
+        peers = acting_resident_ties[j] / max(ties, _F32(1e-12))
+        peers = peers if ties > 0 else _F32(0.0)
+        uplift = culture[j] * national_culture
+        uplift = 1.0 - (1.0 - uplift) * culture_weight  # the culture gate
+        uplift = uplift * (pro * effect32)
+        uplift = uplift * (peers * peer32 + _F32(1.0))
+        c = pa_class[j]
+        base = uptake_inactive[j] if c == 0 else (uptake_fairly[j] if c == 1 else 0.0)
+        up = (base + uplift) * (1.0 if c < 2 else 0.0)  # the active cannot move up
+        relapse = 0.0 if c == 0 else (relapse_fairly if c == 1 else relapse_active)
+        down = relapse * (_F32(1.0) - pro * protection32)
+        rise = r[j] < up
+        fall = r[j] < up + down
+        pa_class[j] = c + rise - (fall != rise)  # fall xor rise: down, not up
+
+
+@njit(**_JIT)
+def fill_sums_block(
+    block: np.ndarray,
+    vision_col: int,
+    value_col: int,
+    acting_cols: tuple[int, int, int],
+    influence: np.ndarray,
+    vision: np.ndarray,
+    value: np.ndarray,
+    acting: np.ndarray,
+    acting_factors: np.ndarray,
+) -> None:
+    """This week's columns of the (n, k) float32 block the neighbour sums are taken of.
+
+    Vision and value weighted by influence (products in float64, rounded to float32), and the
+    three acting columns: each person's float32 factor (`acting_factors`, one row per column)
+    where they act, else 0.
+    """
+    for i in range(vision.size):
+        w = influence[i]
+        block[i, vision_col] = w * vision[i]
+        block[i, value_col] = w * value[i]
+        a = _F32(1.0) if acting[i] else _F32(0.0)
+        for r in range(3):
+            block[i, acting_cols[r]] = acting_factors[r, i] * a
+
+
+@njit(**_JIT)
+def group_weights(
+    w: np.ndarray,
+    vision: np.ndarray,
+    value: np.ndarray,
+    acting: np.ndarray,
+    common: np.ndarray,
+    pa_class: np.ndarray,
+) -> None:
+    """The per-person columns 0 to 4 of the record's float32 weights block (see `metrics._weights`):
+    vision, value, acting, common purpose, inactive (class 0)."""
+    for i in range(vision.size):
+        w[i, 0] = vision[i]
+        w[i, 1] = value[i]
+        w[i, 2] = 1.0 if acting[i] else 0.0
+        w[i, 3] = 1.0 if common[i] else 0.0
+        w[i, 4] = 1.0 if pa_class[i] == 0 else 0.0
+
+
+@njit(**_JIT)
+def insight_shifts_culture(
+    insight: np.ndarray, ward_insight: np.ndarray, shift: float, decay: float, culture: np.ndarray
+) -> None:
+    """Insight held by a person or their ward (`ward_insight`: per person) narrows their cultural
+    misalignment, culture += shift x max(insight, ward's) x (1 - culture); then insight fades."""
+    keep = 1.0 - decay
+    for i in range(culture.size):
+        q = max(insight[i], ward_insight[i])
+        q = q * shift
+        q = q * (1.0 - culture[i])
+        culture[i] = culture[i] + q
+        insight[i] = insight[i] * keep
