@@ -41,19 +41,15 @@ def culture_gate(model: CommonPurposeModel, idx: np.ndarray | slice = slice(None
     """How well influence lands on each person: cultural fit, offset by the pilot's insight."""
     cfg = model.config.influence
     s = model.state
-    base = clip01(s.culture[idx] * model.national_culture)
-    if cfg.culture_exponent != 1.0:  # x ** 1.0 is x
-        base **= cfg.culture_exponent
     if isinstance(idx, slice):
         ward_insight = by_ward(model, model.ward_insight)[idx]
     else:
         ward_insight = model.ward_insight[s.ward[idx]]
-    q = np.maximum(s.insight[idx], ward_insight)
-    gate = np.subtract(1.0, base)  # base + (1 - base) * insight_effect * q, in place
-    gate *= cfg.insight_effect
-    gate *= q
-    gate += base
-    return gate
+    culture = s.culture[idx]
+    base = np.empty(0)  # computed in the kernel, unless raised to a power (numpy's, for its rounding)
+    if cfg.culture_exponent != 1.0:
+        base = clip01(culture * model.national_culture) ** cfg.culture_exponent
+    return kernels.culture_gate(culture, model.national_culture, base, s.insight[idx], ward_insight, cfg.insight_effect)
 
 
 def allocation(model: CommonPurposeModel) -> dict[str, float]:

@@ -25,6 +25,7 @@ try:  # the ufunc behind np.clip, without np.clip's Python wrapper
 except ImportError:  # pragma: no cover - numpy's private layout changed
     _clip = np.clip
 
+from abm import kernels
 from abm.config import Config
 from abm.network import Population, _tie_kind
 
@@ -147,10 +148,9 @@ class _Side:
         self.ends[0, m : m + k], self.ends[1, m : m + k] = u, v
         self.data[m : m + k] = trust
         rel = np.arange(m, m + k)
-        self.keys, self.key_tie = _insert_sorted(self.keys, self.key_tie, key, rel + self.lo)
-        new = ((u.astype(np.int64) << 32) | rel, (v.astype(np.int64) << 32) | (rel | _V_END))
-        # (a stable sort is timsort: it merges the sorted run already there with the new one in linear time)
-        self.row_keys = np.sort(np.concatenate([self.row_keys, *new]), kind="stable")
+        self.keys, self.key_tie = kernels.merge_sorted(self.keys, self.key_tie, key, rel + self.lo)
+        new = np.sort(np.concatenate([(u.astype(np.int64) << 32) | rel, (v.astype(np.int64) << 32) | (rel | _V_END)]))
+        self.row_keys, _ = kernels.merge_sorted(self.row_keys, self.row_keys, new, new)  # (keys are distinct)
         self.m = m + k
 
     @property
@@ -200,20 +200,6 @@ def sorted_unique(x: np.ndarray) -> np.ndarray:
     if x.size > 1:
         x = x[np.concatenate(([True], x[1:] != x[:-1]))]
     return x
-
-
-def _insert_sorted(
-    keys: np.ndarray, ids: np.ndarray, new_keys: np.ndarray, new_ids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted `new_keys` (with their ids) merged into sorted `keys`, as `np.insert` at `searchsorted` does."""
-    at = keys.searchsorted(new_keys)
-    at += np.arange(at.size)  # where each new key lands in the merged arrays
-    old = np.ones(keys.size + at.size, dtype=bool)
-    old[at] = False
-    out_keys, out_ids = np.empty(old.size, dtype=keys.dtype), np.empty(old.size, dtype=ids.dtype)
-    out_keys[at], out_ids[at] = new_keys, new_ids
-    out_keys[old], out_ids[old] = keys, ids
-    return out_keys, out_ids
 
 
 class Ties:
@@ -473,9 +459,13 @@ class Ties:
             if self.side is not None:
                 out += self.side.A @ x
             return out
-        # straight to sparsetools (as scipy's own product does, without its per-call checks)
-        out = np.zeros((self.n, x.shape[1]), dtype=np.float32)
-        self.main.add_product(x, out)
+        if x.shape[1] == 8:  # the averaging rule's block: a compiled product (the same sums)
+            out = np.empty((self.n, 8), dtype=np.float32)
+            m = self.main
+            kernels.csr_product8(m.indptr, m.indices, m.data, x.ravel(), out.ravel())
+        else:  # straight to sparsetools (as scipy's own product does, without its per-call checks)
+            out = np.zeros((self.n, x.shape[1]), dtype=np.float32)
+            self.main.add_product(x, out)
         if self.side is not None:
             self.side.add_product(x, out)
         return out
