@@ -337,22 +337,45 @@ def fill_sums_block(
 
 
 @njit(**_JIT)
-def group_weights(
-    w: np.ndarray,
+def group_sums(
+    rows: np.ndarray,
     vision: np.ndarray,
     value: np.ndarray,
     acting: np.ndarray,
     common: np.ndarray,
     pa_class: np.ndarray,
+    org: np.ndarray,
+    org_structure: np.ndarray,
+    org_embedded: np.ndarray,
+    sums: np.ndarray,
 ) -> None:
-    """The per-person columns 0 to 4 of the record's float32 weights block (see `metrics._weights`):
-    vision, value, acting, common purpose, inactive (class 0)."""
-    for i in range(vision.size):
-        w[i, 0] = vision[i]
-        w[i, 1] = value[i]
-        w[i, 2] = 1.0 if acting[i] else 0.0
-        w[i, 3] = 1.0 if common[i] else 0.0
-        w[i, 4] = 1.0 if pa_class[i] == 0 else 0.0
+    """Add each person's figures to the rows of `sums` of the groups they belong to, in float32.
+
+    `rows` is (kinds, people): each person's row in `sums` for each group kind, -1 for none.
+    The columns are vision, value, acting, common purpose, inactive (class 0), and their
+    organisation's structural alignment and embedded processes (float32; none for residents).
+    Person after person, so each group adds its members in increasing order: the same sums, bit
+    for bit, as the membership matrix times the (people x columns) float32 block.
+    """
+    for j in range(vision.size):
+        w0 = _F32(vision[j])
+        w1 = _F32(value[j])
+        w2 = _F32(1.0) if acting[j] else _F32(0.0)
+        w3 = _F32(1.0) if common[j] else _F32(0.0)
+        w4 = _F32(1.0) if pa_class[j] == 0 else _F32(0.0)
+        o = org[j]
+        has_org = o >= 0
+        for k in range(rows.shape[0]):
+            g = rows[k, j]
+            if g >= 0:
+                sums[g, 0] += w0
+                sums[g, 1] += w1
+                sums[g, 2] += w2
+                sums[g, 3] += w3
+                sums[g, 4] += w4
+                if has_org:
+                    sums[g, 5] += org_structure[o]
+                    sums[g, 6] += org_embedded[o]
 
 
 @njit(**_JIT)

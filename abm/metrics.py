@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.sparse import _sparsetools
 
 from abm import kernels
 from abm.acting import STAGES, ladder_findings
@@ -74,9 +73,6 @@ class People:
         self.staff_org = s.org[self.staff]
         self.target_residents = self.residents[model.ward_target[s.ward[self.residents]]]
         self.target_rows = as_slice(self.target_residents)  # a view when the target wards are one block
-        self.in_org = np.flatnonzero(s.org >= 0)  # staff (residents belong to no organisation)
-        self.in_org_org = s.org[self.in_org].astype(np.intp)  # intp: faster to index with
-        self.in_org_rows = as_slice(self.in_org)
         # slices when staff or residents are one block of rows (as generated): views, not gathers
         self.staff_rows = as_slice(self.staff)
         self.resident_rows = as_slice(self.residents)
@@ -153,37 +149,10 @@ def _indicator(codes: np.ndarray, k: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(ok.size), (codes[ok].astype(np.int64), ok)), shape=(k, codes.size))
 
 
-#: What group metrics sum per person: the first three change only when people are added.
-_SUMS = ("count", "residents", "staff", "vision", "value", "acting", "cp", "inactive", "structure", "embedded")
-_FIXED = 3
-#: Columns of the weekly weights block: the weekly sums of _SUMS, and one of zeros (the product
-#: is faster on 8 columns than on 7; each column's sums do not depend on the others).
-_WIDTH = 8
-
-
-def _weights(model: CommonPurposeModel, people: People, w: np.ndarray | None = None) -> np.ndarray:
-    """Per person, this week's quantities that group metrics sum (the columns of _SUMS after _FIXED).
-
-    The block and the sums are float32, as the neighbour sums are: half the memory traffic of
-    float64, for a relative rounding of about 1e-6 in a group's mean vision, value, structure or
-    embedding (counts of people are exact). `w`, if given, is last week's block for the same
-    people, refilled in place (its zero columns and rows stay zero).
-    """
-    s = model.state
-    if w is None:
-        w = np.zeros((s.n, _WIDTH), dtype=np.float32)
-    found = ladder_findings(model)  # the ladder's mask of stage 5, else the codes compared
-    common = model.stage == STAGES.index("common_purpose") if found is None else found.common
-    kernels.group_weights(w, s.vision, s.value, s.acting, common, s.pa_class)  # staff have no class (-1)
-    for col, per_org in ((5, model.org_structure), (6, model.org_embedded)):
-        if per_org.size:  # only the people in an organisation (a view of the staff's rows as generated)
-            w[people.in_org_rows, col] = per_org.astype(np.float32)[people.in_org_org]
-    return w
-
-
 def _fixed_weights(model: CommonPurposeModel) -> np.ndarray:
+    """Per person: 1, resident, staff (the sums that change only when people are added)."""
     s = model.state
-    w = np.empty((s.n, _FIXED), dtype=np.float32)
+    w = np.empty((s.n, 3), dtype=np.float32)
     w[:, 0] = 1.0
     w[:, 1] = ~s.staff
     w[:, 2] = s.staff
@@ -194,18 +163,23 @@ class _Groups:
     """The stacked membership matrix of the group kinds recorded, and what follows from who is who.
 
     Rows are groups (kind after kind), columns people. The fixed sums (count, residents, staff)
-    give each metric's denominator once; each week needs one product and two divisions.
+    give each metric's denominator once; each week needs one pass over people
+    (`kernels.group_sums`) and one division.
 
-    The weekly product runs over the matrix in CSC form: person after person, each person's row
-    of weights is read once and added to their few groups. Each group still adds its members in
-    increasing order (the same sums as by rows, bit for bit), but there is no chain of additions
-    into one group's row to wait on, so it is faster.
+    The sums are float32: for a relative rounding of about 1e-6 in a group's mean vision,
+    value, structure or embedding (counts of people are exact), half the memory traffic. Each
+    group adds its members in increasing order, as the membership matrix times a float32 block
+    of the figures would: the same sums, bit for bit.
     """
 
     def __init__(self, model: CommonPurposeModel, kinds: list[tuple[str, np.ndarray, list[str]]]):
         members = sp.vstack([_indicator(codes, len(names)) for _, codes, names in kinds], format="csr")
         self.members = members
-        self.by_person = members.tocsc().astype(np.float32)  # float32 sums: see `_weights`
+        # each person's row for each kind (-1: in no group of that kind), for `kernels.group_sums`
+        starts = np.cumsum([0] + [len(names) for _, _, names in kinds])[:-1]
+        self.rows = np.stack(
+            [np.where(c >= 0, c.astype(np.intp) + a, -1) for (_, c, _), a in zip(kinds, starts, strict=True)]
+        )
         count, n_res, n_staff = (members @ _fixed_weights(model)).T
         self.count = count
         self.denom = np.maximum(count, 1)[:, None]
@@ -218,17 +192,20 @@ class _Groups:
         none[:, 5:8] = per_member <= 0
         self.no_members = np.flatnonzero(none)  # flat positions in the block
         self.ends = np.cumsum([len(names) for _, _, names in kinds]).tolist()
-        self.weights: np.ndarray | None = None
 
-    def block(self, model: CommonPurposeModel, people: People) -> np.ndarray:
+    def block(self, model: CommonPurposeModel) -> np.ndarray:
         """Rows: groups; columns: GROUP_METRICS, for this week."""
-        self.weights = _weights(model, people, self.weights)
-        w, A = self.weights, self.by_person
-        sums = np.zeros((A.shape[0], _WIDTH), dtype=np.float32)  # A @ w, straight to sparsetools (no per-call checks)
-        _sparsetools.csc_matvecs(A.shape[0], A.shape[1], _WIDTH, A.indptr, A.indices, A.data, w.ravel(), sums.ravel())
-        block = np.empty((A.shape[0], len(GROUP_METRICS)))
+        s = model.state
+        found = ladder_findings(model)  # the ladder's mask of stage 5, else the codes compared
+        common = model.stage == STAGES.index("common_purpose") if found is None else found.common
+        sums = np.zeros((self.count.size, 7), dtype=np.float32)  # float32: see the class
+        kernels.group_sums(
+            self.rows, s.vision, s.value, s.acting, common, s.pa_class, s.org,
+            model.org_structure.astype(np.float32), model.org_embedded.astype(np.float32), sums,
+        )  # fmt: skip
+        block = np.empty((self.count.size, len(GROUP_METRICS)))
         block[:, 0] = self.count
-        np.divide(sums[:, 0:7], self.divisor, out=block[:, 1:8])
+        np.divide(sums, self.divisor, out=block[:, 1:8])
         if self.no_members.size:
             block.ravel()[self.no_members] = np.nan
         return block
@@ -262,7 +239,7 @@ class Recorder:
         (_, kinds), groups = self._groups
         if groups is None:  # e.g. only `community` asked for, and the scenario has no communities
             return []
-        block = groups.block(model, people)
+        block = groups.block(model)
         starts = [0, *groups.ends[:-1]]
         return [(kind, block[a:b], names) for (kind, names), a, b in zip(kinds, starts, groups.ends, strict=True)]
 

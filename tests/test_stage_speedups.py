@@ -17,7 +17,6 @@ from abm.acting import _by_person, _resident_structure, acting_probability, upda
 from abm.activities import legacy
 from abm.influence import PRO_ACTING, RES_ACTING, RESIDENT, _ward_runs, ward_class_counts, ward_inactive
 from abm.labels import one_of, plain, plural
-from abm.metrics import _weights
 from abm.model import CommonPurposeModel
 from abm.residents import move_classes
 from abm.state import clip01
@@ -156,13 +155,20 @@ def test_group_sums_equal_the_product_by_rows() -> None:
     model.run(20)
     recorder = model.recorder
     groups = recorder._groups[1]
-    block = groups.block(model, recorder._people)
-    weights = _weights(model, recorder._people)
+    block = groups.block(model)
+    s = model.state
+    weights = np.zeros((s.n, 7), dtype=np.float32)
+    weights[:, :5] = np.column_stack([s.vision, s.value, s.acting, model.stage == 5, s.pa_class == 0])
+    staff = s.org >= 0
+    weights[staff, 5:] = np.column_stack([model.org_structure, model.org_embedded]).astype(np.float32)[s.org[staff]]
     # by rows in float32, each group adds its members in the same order: the same sums, bit for bit
     sums = sp.csr_matrix(groups.members, dtype=np.float32) @ weights
     assert np.array_equal(block[:, 1:5], sums[:, 0:4] / groups.denom)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_staff = sums[:, 5:] / groups.divisor[:, 5:]
+    has_staff = ~np.isnan(block[:, 6])
+    assert has_staff.any() and np.array_equal(block[has_staff, 6:8], per_staff[has_staff])
     # and float32 sums are within rounding of float64 ones over the float64 state
-    s = model.state
     exact = sp.csr_matrix(groups.members) @ np.column_stack([s.vision, s.value])
     assert np.allclose(block[:, 1:3], exact / groups.denom, rtol=1e-5, atol=1e-7)
     assert np.array_equal(block[:, 0], groups.count)
