@@ -469,3 +469,113 @@ def culture_gate(
         g = (1.0 - b) * insight_effect
         out[i] = g * q + b
     return out
+
+
+@njit(**_JIT)
+def refill_posts(
+    leavers: np.ndarray,
+    orgs: np.ndarray,
+    leg: np.ndarray,
+    staff_index: np.ndarray,
+    org: np.ndarray,
+    size: np.ndarray,
+    init_aware: np.ndarray,
+    init_vision: np.ndarray,
+    init_value: np.ndarray,
+    aware_draw: np.ndarray,
+    start_noise: np.ndarray,
+    skill_mean: np.ndarray,
+    skill_noise: np.ndarray,
+    vision: np.ndarray,
+    value: np.ndarray,
+    aware: np.ndarray,
+    acting: np.ndarray,
+    sustain: np.ndarray,
+    insight: np.ndarray,
+    skills: np.ndarray,
+    first_subscribed: np.ndarray,
+    first_valued: np.ndarray,
+    first_acting: np.ndarray,
+    acted_after: np.ndarray,
+    replaced: np.ndarray,
+) -> None:
+    """Newcomers take over the posts in `leavers` (sorted, distinct): see `turnover._refill`.
+
+    `orgs` and `leg` are each leaver's organisation and its legacy; `size` staff per
+    organisation (at least 1). A newcomer is aware with chance max(post's, legacy)
+    (`aware_draw`, uniform); starts at the post's vision and value (plus `start_noise`, rows
+    vision and value, where they are above 0), lifted towards colleagues' mean by the legacy;
+    skills are the role's mean plus `skill_noise`. Colleagues' means are taken before anyone is
+    replaced, each organisation's sum in staff order (as `np.bincount` adds).
+    """
+    n_org = size.size
+    sum_vision = np.zeros(n_org)
+    sum_value = np.zeros(n_org)
+    for i in staff_index:
+        o = org[i]
+        sum_vision[o] += vision[i]
+        sum_value[o] += value[i]
+    for j in range(leavers.size):
+        p = leavers[j]
+        o = orgs[j]
+        now_aware = aware_draw[j] < max(init_aware[p], leg[j])
+        for row in range(2):
+            init = init_vision[p] if row == 0 else init_value[p]
+            mean = (sum_vision[o] if row == 0 else sum_value[o]) / size[o]
+            start = _clip01(init + start_noise[row, j] * (1.0 if init > 0 else 0.0))
+            lifted = start + leg[j] * max(mean - start, 0.0) if now_aware else 0.0
+            if row == 0:
+                vision[p] = lifted
+            else:
+                value[p] = lifted
+        aware[p] = now_aware
+        acting[p] = False
+        sustain[p] = 0.0
+        insight[p] = 0.0
+        skills[p] = _clip01(skill_mean[j] + skill_noise[j])
+        first_subscribed[p] = -1
+        first_valued[p] = -1
+        first_acting[p] = -1
+        acted_after[p] = -1
+        replaced[p] += 1
+
+
+@njit(**_JIT)
+def incident_ties(
+    nodes: np.ndarray,
+    mask: np.ndarray,
+    indptr: np.ndarray,
+    tie_at: np.ndarray,
+    side_u: np.ndarray,
+    side_v: np.ndarray,
+    side_lo: int,
+    alive: np.ndarray,
+) -> np.ndarray:
+    """Ids of the live ties touching `nodes` (sorted; `mask` marks them): see `Ties.incident`.
+
+    The main matrix's ties from the nodes' rows (sorted, each once), then the side ties (ids
+    from `side_lo`, in id order) with an end in the mask.
+    """
+    count = 0
+    for node in nodes:
+        count += indptr[node + 1] - indptr[node]
+    found = np.empty(count, dtype=np.int64)
+    k = 0
+    for node in nodes:
+        for q in range(indptr[node], indptr[node + 1]):
+            found[k] = tie_at[q]
+            k += 1
+    found.sort()
+    out = np.empty(count + side_u.size, dtype=np.int64)
+    m = 0
+    for q in range(count):
+        t = found[q]
+        if (q == 0 or t != found[q - 1]) and alive[t]:
+            out[m] = t
+            m += 1
+    for q in range(side_u.size):
+        t = side_lo + q
+        if (mask[side_u[q]] or mask[side_v[q]]) and alive[t]:
+            out[m] = t
+            m += 1
+    return out[:m]

@@ -96,13 +96,6 @@ class _Part:
         """Tie ids for pair keys u * n + v (u < v), -1 where not in this part."""
         return _find_sorted(self.keys, self.key_tie, key)
 
-    def rows(self, nodes: np.ndarray) -> np.ndarray:
-        """CSR positions of every entry in the given rows."""
-        start = self.indptr[nodes].astype(np.int64)
-        count = self.indptr[nodes + 1].astype(np.int64) - start
-        offsets = (start - np.concatenate([[0], count.cumsum()[:-1]])).repeat(count)
-        return offsets + np.arange(int(count.sum()))
-
 
 #: `_Side.row_keys`: the bit marking a tie's v end, and the bits of its id - lo
 _V_END = 1 << 31
@@ -173,11 +166,6 @@ class _Side:
     def find(self, key: np.ndarray) -> np.ndarray:
         """Tie ids for pair keys u * n + v (u < v), -1 where not a side tie."""
         return _find_sorted(self.keys, self.key_tie, key)
-
-    def touching(self, nodes_mask: np.ndarray) -> np.ndarray:
-        """Ids of the side ties with an end in the mask, in id order."""
-        u, v = self.ends[0, : self.m], self.ends[1, : self.m]
-        return (nodes_mask[u] | nodes_mask[v]).nonzero()[0] + self.lo
 
     def rows(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where each node's run of `row_keys` starts, and its length (the node's side ties)."""
@@ -550,10 +538,13 @@ class Ties:
         """
         if nodes is None:
             nodes = nodes_mask.nonzero()[0]
-        tie = sorted_unique(self.main.tie_at[self.main.rows(nodes)])
-        if self.side is not None:  # side ids are above main ones and already in order
-            tie = np.concatenate([tie, self.side.touching(nodes_mask)])
-        return tie[self.alive[tie]]
+        side = self.side
+        ends = side.ends[:, : side.m] if side is not None else np.empty((2, 0), dtype=np.int32)
+        # side ids are above main ones and in order: main ties (sorted, once each), then side ties
+        lo = side.lo if side is not None else self.m_main
+        return kernels.incident_ties(
+            nodes, nodes_mask, self.main.indptr, self.main.tie_at, ends[0], ends[1], lo, self._alive
+        )
 
     def grow(self, n: int) -> None:
         """Make room for new nodes (a partner joining)."""

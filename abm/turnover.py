@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from abm import kernels
 from abm.activities import legacy
 from abm.network import KIND
-from abm.state import clip01, sorted_unique
+from abm.state import sorted_unique
 
 if TYPE_CHECKING:
     from abm.model import CommonPurposeModel
@@ -40,28 +41,19 @@ def _refill(model: CommonPurposeModel, leavers: np.ndarray) -> None:
     leg_org = legacy(model)
     o = s.org[leavers]
     leg = leg_org[o]
-    staff = model.staff_rows  # a slice when staff are one block: views, not gathers
     staff_org = model.fixed("staff_org", lambda m: m.state.org[m.staff_index])
     size = model.fixed("org_size", lambda m: np.maximum(np.bincount(staff_org, minlength=n_org), 1))
-    # colleagues' mean vision (row 0) and value (row 1) at the leavers' organisations
-    mean = np.empty((2, leavers.size))
-    mean[0] = np.bincount(staff_org, weights=s.vision[staff], minlength=n_org)[o]
-    mean[1] = np.bincount(staff_org, weights=s.value[staff], minlength=n_org)[o]
-    mean /= size[o]
-    # a newcomer starts like anyone new to the post, lifted towards colleagues by the legacy
-    aware = rng.random(leavers.size) < np.maximum(s.init_aware[leavers], leg)
-    init = model.fixed("init_vision_value", lambda m: np.array([m.state.init_vision, m.state.init_value]))[:, leavers]
-    start = clip01(init + rng.normal(0, 0.1, init.shape) * (init > 0))
-    lifted = np.where(aware, start + leg * np.maximum(mean - start, 0.0), 0.0)
-    s.vision[leavers], s.value[leavers] = lifted
-    s.aware[leavers] = aware
-    for reset in (s.acting, s.sustain, s.insight):
-        reset[leavers] = 0
-    skill_mean = model.role_initial["skills"][s.role[leavers]]
-    s.skills[leavers] = clip01(skill_mean + rng.normal(0, 0.1, leavers.size))
-    for unset in (s.first_subscribed, s.first_valued, s.first_acting, s.acted_after):
-        unset[leavers] = -1  # never reached, no activity yet
-    s.replaced[leavers] += 1
+    # the draws, in the order the steps below use them: aware, starting vision and value, skills
+    aware_draw = rng.random(leavers.size)
+    start_noise = rng.normal(0, 0.1, (2, leavers.size))
+    skill_noise = rng.normal(0, 0.1, leavers.size)
+    # a newcomer starts like anyone new to the post, lifted towards colleagues' mean by the legacy
+    kernels.refill_posts(
+        leavers, o, leg, model.staff_index, s.org, size, s.init_aware, s.init_vision, s.init_value,
+        aware_draw, start_noise, model.role_initial["skills"][s.role[leavers]], skill_noise,
+        s.vision, s.value, s.aware, s.acting, s.sustain, s.insight, s.skills,
+        s.first_subscribed, s.first_valued, s.first_acting, s.acted_after, s.replaced,
+    )  # fmt: skip
 
     # ties: the post's colleagues remain, outside relationships go unless embedded
     mask = np.zeros(s.n, dtype=bool)
