@@ -579,3 +579,74 @@ def incident_ties(
             out[m] = t
             m += 1
     return out[:m]
+
+
+@njit(**_JIT)
+def find_sorted(keys: np.ndarray, key_tie: np.ndarray, key: np.ndarray, out: np.ndarray) -> None:
+    """Where `key[i]` is in the sorted `keys`, `out[i] = max(out[i], its tie id)` (else unchanged).
+
+    With `out` at -1 this gives the tie ids of the keys found, -1 for the others; a second call
+    on another part's keys fills in the ties found there (a pair is in one part at most).
+    """
+    n = keys.size
+    for i in range(key.size):
+        k = key[i]
+        lo, hi = 0, n  # the first position whose key is not below k (searchsorted, left)
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if keys[mid] < k:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < n and keys[lo] == k and key_tie[lo] > out[i]:
+            out[i] = key_tie[lo]
+
+
+@njit(**_JIT)
+def write_trust(
+    tie: np.ndarray,
+    value: np.ndarray,
+    trust: np.ndarray,
+    alive: np.ndarray,
+    main_pos: np.ndarray,
+    main_data: np.ndarray,
+    m_main: int,
+    side_data: np.ndarray,
+) -> None:
+    """New trust for ties (repeats allowed: the last write wins), and the matrices' float32 copies
+    (0 for removed ties): the main matrix's two entries per tie, or the side matrix's one."""
+    for j in range(tie.size):
+        trust[tie[j]] = value[j]
+    for j in range(tie.size):
+        t = tie[j]
+        live = np.float32(trust[t] * (1.0 if alive[t] else 0.0))
+        if t < m_main:
+            main_data[main_pos[0, t]] = live
+            main_data[main_pos[1, t]] = live
+        else:
+            side_data[t - m_main] = live
+
+
+@njit(**_JIT)
+def tie_kinds(
+    eu: np.ndarray, ev: np.ndarray, staff: np.ndarray, org: np.ndarray, sector: np.ndarray, codes: np.ndarray
+) -> np.ndarray:
+    """The kind of each tie (u, v), by the generator's rule (see `network._tie_kind`).
+
+    `codes`: the codes of professional-resident, resident-resident, within-organisation,
+    between-organisations and cross-sector ties.
+    """
+    out = np.empty(eu.size, dtype=np.int8)
+    for i in range(eu.size):
+        a, b = eu[i], ev[i]
+        if staff[a] != staff[b]:
+            out[i] = codes[0]
+        elif not staff[a]:
+            out[i] = codes[1]
+        elif org[a] == org[b]:
+            out[i] = codes[2]
+        elif sector[a] == sector[b]:
+            out[i] = codes[3]
+        else:
+            out[i] = codes[4]
+    return out

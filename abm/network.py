@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
+from abm import kernels
 from abm.config import Config, ConfigError, OrganisationSpec
 
 TIE_KINDS = (
@@ -416,18 +417,25 @@ def population_from_graph(graph: nx.Graph, cfg: Config, rng: np.random.Generator
     )
 
 
-def _tie_kind(eu: np.ndarray, ev: np.ndarray, staff: np.ndarray, org: np.ndarray, sector: np.ndarray) -> np.ndarray:
-    su, sv = staff[eu], staff[ev]
-    kind = np.where(su ^ sv, np.int8(KIND["professional_resident"]), np.int8(KIND["resident_resident"]))
-    both = np.flatnonzero(su & sv)  # staff on both ends: by organisation, then sector
-    if both.size:
-        a, b = eu[both], ev[both]
-        kind[both] = np.where(
-            org[a] == org[b],
-            np.int8(KIND["within_organisation"]),
-            np.where(sector[a] == sector[b], np.int8(KIND["between_organisations"]), np.int8(KIND["cross_sector"])),
+#: The codes `kernels.tie_kinds` gives, in the order it takes them.
+_KIND_CODES = np.array(
+    [
+        KIND[k]
+        for k in (
+            "professional_resident",
+            "resident_resident",
+            "within_organisation",
+            "between_organisations",
+            "cross_sector",
         )
-    return kind
+    ],
+    dtype=np.int8,
+)
+
+
+def _tie_kind(eu: np.ndarray, ev: np.ndarray, staff: np.ndarray, org: np.ndarray, sector: np.ndarray) -> np.ndarray:
+    """Each tie's kind: professional-resident, resident-resident, or between staff by organisation, then sector."""
+    return kernels.tie_kinds(eu, ev, staff, org, sector, _KIND_CODES)
 
 
 def dedupe(u: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -88,26 +88,10 @@ class _Part:
         n, k = self.n, x.shape[1]
         _sparsetools.csc_matvecs(n, n, k, self.indptr, self.indices, self.data, x.ravel(), out.ravel())
 
-    def write(self, tie: np.ndarray, value: np.ndarray) -> None:
-        self.data[self.pos[0, tie]] = value
-        self.data[self.pos[1, tie]] = value
-
-    def find(self, key: np.ndarray) -> np.ndarray:
-        """Tie ids for pair keys u * n + v (u < v), -1 where not in this part."""
-        return _find_sorted(self.keys, self.key_tie, key)
-
 
 #: `_Side.row_keys`: the bit marking a tie's v end, and the bits of its id - lo
 _V_END = 1 << 31
 _REL = _V_END - 1
-
-
-def _find_sorted(keys: np.ndarray, key_tie: np.ndarray, key: np.ndarray) -> np.ndarray:
-    """Tie ids for pair keys looked up in sorted `keys` (ids `key_tie`), -1 where absent."""
-    if not keys.size:
-        return np.full(key.size, -1, dtype=np.int64)
-    i = keys.searchsorted(key)  # `clip`: a key past the last one compares with the last (no match)
-    return np.where(keys.take(i, mode="clip") == key, key_tie.take(i, mode="clip"), -1)
 
 
 class _Side:
@@ -159,13 +143,6 @@ class _Side:
         u, v, w = self.ends[0, :m], self.ends[1, :m], self.data[:m]
         _sparsetools.coo_matmat_dense(m, k, u, v, w, x, out)
         _sparsetools.coo_matmat_dense(m, k, v, u, w, x, out)
-
-    def write(self, tie: np.ndarray, value: np.ndarray) -> None:
-        self.data[tie - self.lo] = value
-
-    def find(self, key: np.ndarray) -> np.ndarray:
-        """Tie ids for pair keys u * n + v (u < v), -1 where not a side tie."""
-        return _find_sorted(self.keys, self.key_tie, key)
 
     def rows(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where each node's run of `row_keys` starts, and its length (the node's side ties)."""
@@ -465,9 +442,10 @@ class Ties:
 
     def _find_any(self, key: np.ndarray) -> np.ndarray:
         """Tie ids for pair keys (see `_key`), live or removed (each pair is stored at most once)."""
-        out = self.main.find(key)
-        if self.side is not None:  # a pair is in one part at most: a miss (-1) in one is the other's id
-            np.maximum(out, self.side.find(key), out=out)
+        out = np.full(key.size, -1, dtype=np.int64)
+        kernels.find_sorted(self.main.keys, self.main.key_tie, key, out)
+        if self.side is not None:  # a pair is in one part at most
+            kernels.find_sorted(self.side.keys, self.side.key_tie, key, out)
         return out
 
     def find(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -477,24 +455,14 @@ class Ties:
             out = np.where(self._alive[out], out, -1)
         return out
 
-    def set_trust(self, tie: np.ndarray, value: np.ndarray) -> None:
-        """Write new trust for ties (vectorised; ties may repeat, the last write wins)."""
+    def set_trust(self, tie: np.ndarray, value: np.ndarray | float) -> None:
+        """Write new trust for ties (ties may repeat, the last write wins), and the matrices' copies."""
         tie = np.asarray(tie, dtype=np.int64)
         if tie.size == 0:
             return
-        trust = self._trust
-        trust[tie] = value
-        live = trust[tie]  # (read back: where a tie repeats, every entry gets the last write)
-        if self._dead:
-            live *= self._alive[tie]
-        live = live.astype(np.float32)
-        if self.side is None or tie.max() < self.m_main:
-            self.main.write(tie, live)
-            return
-        main = tie < self.m_main
-        self.main.write(tie[main], live[main])
-        side = ~main
-        self.side.write(tie[side], live[side])
+        value = np.full(tie.size, value) if np.ndim(value) == 0 else np.asarray(value, dtype=np.float64)
+        side = self.side.data if self.side is not None else np.empty(0, dtype=np.float32)
+        kernels.write_trust(tie, value, self._trust, self._alive, self.main.pos, self.main.data, self.m_main, side)
 
     def add(self, u: np.ndarray, v: np.ndarray, trust: float | np.ndarray, kind: np.ndarray | None = None) -> None:
         """Stage ties between the pairs (u, v), applied together at the next `flush`.
