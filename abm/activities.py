@@ -369,6 +369,6 @@ def run_activities(model: CommonPurposeModel) -> None:
     for name in ACTIVITIES:
         if getattr(model.config.activities, name).enabled:
             ACTIVITY_FUNCS[name](model, shares[name])
-    clip01(model.state.vision, out=model.state.vision)
-    clip01(model.state.value, out=model.state.value)
+    kernels.clip01_inplace(model.state.vision)
+    kernels.clip01_inplace(model.state.value)
     model.ties.flush()  # this week's new ties (staged until now) carry influence from this week's update on

@@ -7,7 +7,16 @@ Python-level calls are fewer. Random numbers are still drawn with the model's ge
 whole arrays, outside the kernels: the stream of draws does not change.
 
 Kernels are compiled by numba on first use and cached on disk (`cache=True`), so only the first
-run on a machine pays for compiling. No `fastmath`: IEEE arithmetic, no reordering.
+run on a machine pays for compiling. No `fastmath`: IEEE arithmetic, no reordering, no fused
+multiply-adds. numpy's own `exp` and powers stay in numpy (its rounding may differ from libm's).
+
+Writing one that is fast (each of these cost a factor of 2 to 10 when missed, at 10k people):
+- numpy's error model (`_JIT`): Python's checks each division for zero, which stops SIMD;
+- contiguous inputs: read a column of the (n, k) neighbour sums with `column` first, and spread
+  per-ward or per-organisation tables over people in numpy (`by_ward`) before the loop, since a
+  strided read or a gather inside the loop stops SIMD;
+- no branches that store conditionally: `x = a if c else b` and unconditional stores;
+- counts in local variables, not array elements (which stay in memory, one add at a time).
 
 Example:
     >>> import numpy as np
@@ -24,21 +33,25 @@ from numba import njit
 
 _F32 = np.float32
 
+#: Compile options for every kernel: cached on disk; numpy's error model (a division by zero gives
+#: inf or nan, as in numpy, instead of raising), which also lets the loops use SIMD.
+_JIT = {"cache": True, "error_model": "numpy"}
 
-@njit(cache=True, error_model="numpy", inline="always")
+
+@njit(**_JIT, inline="always")
 def _clip01(x: float) -> float:
     """`np.clip(x, 0, 1) + 0.0` for one number (adding 0.0 turns -0.0 into 0.0)."""
     return min(max(x, 0.0), 1.0) + 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def clip01_inplace(x: np.ndarray) -> None:
     """Clip `x` to [0, 1] in place."""
     for i in range(x.size):
         x[i] = _clip01(x[i])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_JIT)
 def column(nb: np.ndarray, k: int, col: int, rows: np.ndarray | None = None) -> np.ndarray:
     """Column `col` of the flattened (n, k) block `nb` (at `rows`, if given) as a contiguous array.
 
@@ -55,11 +68,6 @@ def column(nb: np.ndarray, k: int, col: int, rows: np.ndarray | None = None) -> 
         for j in range(rows.size):
             out[j] = nb[rows[j] * k + col]
     return out
-
-
-#: Compile options for every kernel: cached on disk; numpy's error model (a division by zero gives
-#: inf or nan, as in numpy, instead of raising), which also lets the loops use SIMD.
-_JIT = {"cache": True, "error_model": "numpy"}
 
 
 @njit(**_JIT)
@@ -650,3 +658,57 @@ def tie_kinds(
         else:
             out[i] = codes[4]
     return out
+
+
+@njit(**_JIT, inline="always")
+def _first_at_least(keys: np.ndarray, key: int) -> int:
+    """The first position in sorted `keys` whose key is not below `key` (searchsorted, left)."""
+    lo, hi = 0, keys.size
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(**_JIT)
+def random_neighbours(
+    nodes: np.ndarray,
+    draw: np.ndarray,
+    indptr: np.ndarray,
+    tie_at: np.ndarray,
+    row_keys: np.ndarray,
+    side_lo: int,
+    alive: np.ndarray,
+    eu: np.ndarray,
+    ev: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One random live neighbour of each node and the tie to them, -1 for none (see
+    `Ties.random_neighbour`): entry int(draw x degree) of the node's main row, then side ties.
+
+    `row_keys` (sorted node << 32 | end << 31 | id - side_lo) lists each node's side ties.
+    """
+    rel_mask = (1 << 31) - 1
+    neighbour = np.full(nodes.size, -1, dtype=np.int64)
+    tie = np.full(nodes.size, -1, dtype=np.int64)
+    for j in range(nodes.size):
+        node = nodes[j]
+        start = indptr[node]
+        deg = indptr[node + 1] - start
+        side_start = side_deg = 0
+        if row_keys.size:
+            key = np.int64(node) << 32
+            side_start = _first_at_least(row_keys, key)
+            side_deg = _first_at_least(row_keys, key + (np.int64(1) << 32)) - side_start
+        total = deg + side_deg
+        if total == 0:
+            continue
+        r = np.intp(draw[j] * total)
+        t = tie_at[start + r] if r < deg else (row_keys[side_start + r - deg] & rel_mask) + side_lo
+        if not alive[t]:
+            continue
+        tie[j] = t
+        neighbour[j] = ev[t] if eu[t] == node else eu[t]
+    return neighbour, tie

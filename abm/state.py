@@ -525,33 +525,13 @@ class Ties:
         Each node's entries are its main-matrix row, then its side ties (`_Side.nth`); one uniform
         draw each.
         """
-        main, side = self.main, self.side
-        start = main.indptr[nodes]
-        deg = main.indptr[nodes + 1] - start
-        if side is None:
-            total = deg
-        else:
-            side_start, side_deg = side.rows(nodes)
-            total = deg + side_deg
-        r = (rng.random(nodes.size) * total).astype(np.intp)
-        none = total == 0
-        if none.all():
-            return np.full(nodes.size, -1, dtype=np.int64), np.full(nodes.size, -1, dtype=np.int64)
-        # (`clip`: a node with no entries reads some entry, discarded below; no main entries: all newer)
-        main_ties = main.tie_at
-        tie = main_ties.take(start + r, mode="clip") if main_ties.size else np.full(nodes.size, -1, dtype=np.int64)
-        if side is not None:
-            in_side = ((r >= deg) & ~none).nonzero()[0]
-            if in_side.size:
-                tie[in_side] = side.nth(side_start[in_side], (r - deg)[in_side])
-        tie[none] = -1
-        if self._dead:
-            tie[(tie >= 0) & ~self._alive[tie]] = -1
-        ok = tie >= 0
-        u, v = self._eu[tie], self._ev[tie]
-        nb = np.where(u == nodes, v, u).astype(np.int64)
-        nb[~ok] = -1
-        return nb, tie
+        side = self.side
+        row_keys = side.row_keys if side is not None else np.empty(0, dtype=np.int64)
+        lo = side.lo if side is not None else self.m_main
+        draw = rng.random(nodes.size)
+        return kernels.random_neighbours(
+            nodes, draw, self.main.indptr, self.main.tie_at, row_keys, lo, self._alive, self._eu, self._ev
+        )
 
     def neighbours(self, i: int) -> np.ndarray:
         """Live neighbours of one node (for inspection, not for the step)."""
