@@ -95,3 +95,23 @@ def test_kernels_follow_numpy_on_division_by_zero() -> None:
     )  # nobody has ties: nobody moves
     assert vision.tolist() == [0.4, 0.6] and value.tolist() == [0.3, 0.2]
     assert aware.tolist() == [False, True]
+
+
+def test_the_apps_warm_up_compiles_every_kernel() -> None:
+    """`abm.app.serve.warm_up` (run before the server starts) leaves no kernel for the first run to
+    compile: in a fresh process, every public kernel has a compiled signature after it."""
+    import subprocess
+    import sys
+
+    check = (
+        "import numba\n"
+        "from abm.app.serve import warm_up\n"
+        "from abm import kernels\n"
+        "warm_up()\n"
+        "missing = [n for n in dir(kernels) if not n.startswith('_')\n"
+        "           and isinstance(getattr(kernels, n), numba.core.registry.CPUDispatcher)\n"
+        "           and not getattr(kernels, n).signatures]\n"
+        "print(missing)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -21,6 +21,9 @@ takes the same options as `solara run` (`make app` runs it). What it changes, an
   otherwise (`SOLARA_TELEMETRY_MIXPANEL_ENABLE`, `SOLARA_KERNEL_CULL_TIMEOUT`, `SOLARA_THEME_TITLE`).
 - Solara's "This website runs on Solara" badge, fixed at the bottom right over the charts' end
   labels and the inspector, is left out (`SOLARA_THEME_SHOW_BANNER=True` restores it).
+- The model's compiled kernels are loaded (and, the first time on a machine, compiled: a few
+  seconds, then cached on disk) before the server starts, by a year of the default scenario, so
+  the first person to press Run does not wait for them.
 
 `solara run app.py` still works; it just keeps Solara's defaults.
 """
@@ -54,6 +57,20 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def warm_up() -> float:
+    """Run a year of the default scenario, so every kernel a run uses is compiled and loaded.
+
+    Returns the seconds it took (a few the first time on a machine, a fraction after).
+    """
+    import time
+
+    from abm import CommonPurposeModel
+
+    start = time.perf_counter()
+    CommonPurposeModel(rng=0, steps=52).run()
+    return time.perf_counter() - start
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run `solara run app.py ARGV...` with the settings above (never returns normally).
 
@@ -73,6 +90,9 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
+    took = warm_up()
+    if took > 1.0:
+        print(f"abm: compiled the model's kernels in {took:.1f} s (once per machine)", file=sys.stderr)
     os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")
     os.environ.setdefault("SOLARA_KERNEL_CULL_TIMEOUT", "1h")
     os.environ.setdefault("SOLARA_THEME_TITLE", TAB_TITLE)
