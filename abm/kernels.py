@@ -724,3 +724,63 @@ def random_neighbours(
         tie[j] = t
         neighbour[j] = ev[t] if eu[t] == node else eu[t]
     return neighbour, tie
+
+
+@njit(**_JIT)
+def staged_pairs(
+    code: np.ndarray, n_calls: int, n: int, gain: np.ndarray, trust: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The week's distinct pairs from sorted (pair key x n_calls + call) codes (see
+    `Ties._pairs_by_call`), self-pairs dropped.
+
+    Returns each pair's key (u x n + v), its two ends, the product of (1 - gain) over its
+    distinct calls in call order (what is left of its distance to full trust) and the highest
+    trust its calls staged.
+    """
+    m = code.size
+    key = np.empty(m, dtype=np.int64)
+    room = np.empty(m)
+    best = np.empty(m)
+    p = -1
+    for q in range(m):
+        c = code[q]
+        if q > 0 and c == code[q - 1]:  # each (pair, call) once
+            continue
+        k = c // n_calls
+        call = c - k * n_calls
+        if p < 0 or k != key[p]:
+            p += 1
+            key[p] = k
+            room[p] = 1.0 - gain[call]
+            best[p] = trust[call]
+        else:
+            room[p] = room[p] * (1.0 - gain[call])
+            best[p] = max(best[p], trust[call])
+    keep = 0  # drop self-pairs (u == v), keeping the order
+    lo = np.empty(p + 1, dtype=np.int64)
+    hi = np.empty(p + 1, dtype=np.int64)
+    for q in range(p + 1):
+        u = key[q] // n
+        v = key[q] - u * n
+        if u != v:
+            key[keep], room[keep], best[keep], lo[keep], hi[keep] = key[q], room[q], best[q], u, v
+            keep += 1
+    return key[:keep], lo[:keep], hi[:keep], room[:keep], best[:keep]
+
+
+@njit(**_JIT)
+def strengthened(
+    existing: np.ndarray, room: np.ndarray, trust: np.ndarray, alive: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The live ties among `existing` (-1: none) that gain trust (room below 1), and their new
+    trust 1 - room x (1 - trust)."""
+    tie = np.empty(existing.size, dtype=np.int64)
+    value = np.empty(existing.size)
+    k = 0
+    for i in range(existing.size):
+        t = existing[i]
+        if t >= 0 and room[i] < 1.0 and alive[t]:
+            tie[k] = t
+            value[k] = 1.0 - room[i] * (1.0 - trust[t])
+            k += 1
+    return tie[:k], value[:k]

@@ -345,22 +345,12 @@ class Ties:
         code = self._keys(staged) * n_calls
         code += np.arange(n_calls).repeat([b[0].size for b in staged])
         code.sort()
-        if code.size > 1:  # each (pair, call) once
-            code = code[np.concatenate(([True], code[1:] != code[:-1]))]
-        key = code // n_calls
-        call = code - key * n_calls
-        first = np.concatenate(([True], key[1:] != key[:-1])).nonzero()[0]  # each pair's first call
-        key = key[first]
+        gain = np.array([b[4] for b in staged], dtype=np.float64)
+        trust = np.array([b[2] for b in staged], dtype=np.float64)
+        key, lo, hi, room, trust = kernels.staged_pairs(code, n_calls, self.n, gain, trust)
         existing = self._find_any(key)
-        gain = np.array([b[4] for b in staged])
         if gain.any():  # each call's gain once per pair, compounding in call order
-            self._strengthen(existing, np.multiply.reduceat(1.0 - gain[call], first))
-        trust = np.maximum.reduceat(np.array([b[2] for b in staged], dtype=np.float64)[call], first)
-        lo = key // self.n
-        hi = key - lo * self.n
-        keep = lo != hi  # no self-ties
-        if not keep.all():
-            key, lo, hi, trust, existing = key[keep], lo[keep], hi[keep], trust[keep], existing[keep]
+            self._strengthen(existing, room)
         return key, lo, hi, trust, None, existing
 
     def _pairs(self, staged: list) -> tuple[np.ndarray, ...]:
@@ -407,13 +397,9 @@ class Ties:
         `room` is the product of (1 - gain) over the calls that worked on the pair this week, so
         several calls compound: 1 - trust becomes (1 - trust) x (1 - gain) per call.
         """
-        hit = existing >= 0
-        hit &= room < 1.0  # a call with no gain leaves the tie as it is
-        if self._dead:
-            hit[hit] = self._alive[existing[hit]]
-        tie = existing[hit]
+        tie, value = kernels.strengthened(existing, room, self._trust, self._alive)
         if tie.size:
-            self.set_trust(tie, 1.0 - room[hit] * (1.0 - self._trust[tie]))
+            self.set_trust(tie, value)
 
     def matmul(self, x: np.ndarray) -> np.ndarray:
         """Trust-weighted neighbour sums, W @ x, for a vector or an (n, k) block (flushes first)."""
