@@ -80,6 +80,7 @@ PACKAGES = {
     "mesa": "mesa",
     "numpy": "numpy",
     "scipy": "scipy",
+    "numba": "numba",  # compiles the step's kernels (abm/kernels.py)
     "pandas": "pandas",
     "networkx": "networkx",
     "pyarrow": "pyarrow",

@@ -86,7 +86,18 @@ def test_run_json_records_seed_versions_and_hash(seed1: Path) -> None:
     assert meta["seed"] == 1
     assert len(meta["config_hash"]) == 16
     assert meta["steps"] == 5 and meta["agents"] > 200 and meta["ties"] > 0
-    for pkg in ("common-purpose", "mesa", "numpy", "scipy", "pandas", "networkx", "pyarrow", "pydantic", "python"):
+    for pkg in (
+        "common-purpose",
+        "mesa",
+        "numpy",
+        "scipy",
+        "numba",
+        "pandas",
+        "networkx",
+        "pyarrow",
+        "pydantic",
+        "python",
+    ):
         assert meta["versions"][pkg]
     assert meta["wall_seconds"] >= 0 and meta["build_seconds"] >= 0
     assert meta["timestamp_utc"].endswith("+00:00")
