@@ -28,20 +28,55 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import numba
 import numpy as np
-from numba import njit
 
 _F32 = np.float32
 
-#: Compile options for every kernel: cached on disk; numpy's error model (a division by zero gives
-#: inf or nan, as in numpy, instead of raising), which also lets the loops use SIMD.
-_JIT = {"cache": True, "error_model": "numpy"}
+#: Compile options for every kernel: numpy's error model (a division by zero gives inf or nan, as
+#: in numpy, instead of raising), which also lets the loops use SIMD.
+_JIT = {"error_model": "numpy"}
+
+
+def njit(**options: Any) -> Callable[[Callable], Callable]:
+    """`numba.njit` with a cache on disk, or without one where nowhere is writable.
+
+    numba caches beside the module (`abm/__pycache__`) or else in the user's cache directory;
+    when neither can be written (a read-only install and home), it refuses `cache=True` at import
+    time. The kernels then compile in each process instead of failing to import.
+    """
+
+    def decorate(fn: Callable) -> Callable:
+        try:
+            return numba.njit(cache=True, **options)(fn)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(**options)(fn)
+
+    return decorate
+
+
+@njit(**_JIT, inline="always")
+def _maximum(a: float, b: float) -> float:
+    """`np.maximum(a, b)` for two numbers: NaN if either is, else the larger (b of two equal).
+
+    (Python's `max` keeps `a` when `b` is NaN, and the first of two equal zeros.)
+    """
+    return a if (a > b) | (a != a) else b
+
+
+@njit(**_JIT, inline="always")
+def _minimum(a: float, b: float) -> float:
+    """`np.minimum(a, b)` for two numbers: NaN if either is, else the smaller (b of two equal)."""
+    return a if (a < b) | (a != a) else b
 
 
 @njit(**_JIT, inline="always")
 def _clip01(x: float) -> float:
     """`np.clip(x, 0, 1) + 0.0` for one number (adding 0.0 turns -0.0 into 0.0)."""
-    return min(max(x, 0.0), 1.0) + 0.0
+    return _minimum(_maximum(x, 0.0), 1.0) + 0.0
 
 
 @njit(**_JIT)
@@ -111,17 +146,17 @@ def averaging(
         gap = to_value / safe
         gap = gap - x
         gap = gap if has else 0.0
-        up = max(gap, 0.0) * g
+        up = _maximum(gap, 0.0) * g
         up = up * v
-        down = min(gap, 0.0) * decline
+        down = _minimum(gap, 0.0) * decline
         down = down * d
         up = up + down
         x = x + up * rate
         gap = to_vision / safe
         gap = gap - v
         gap = gap if has else 0.0
-        up = max(gap, 0.0) * g
-        down = min(gap, 0.0) * decline
+        up = _maximum(gap, 0.0) * g
+        down = _minimum(gap, 0.0) * decline
         down = down * d
         up = up + down
         v = _clip01(v + up * rate)
@@ -301,7 +336,7 @@ def class_moves(
     for j in range(pa_class.size):
         pro = _F32(1.0) - saturation[j]
         ties = resident_ties[j]
-        peers = acting_resident_ties[j] / max(ties, _F32(1e-12))
+        peers = acting_resident_ties[j] / _maximum(ties, _F32(1e-12))
         peers = peers if ties > 0 else _F32(0.0)
         uplift = culture[j] * national_culture
         uplift = 1.0 - (1.0 - uplift) * culture_weight  # the culture gate
@@ -394,7 +429,7 @@ def insight_shifts_culture(
     misalignment, culture += shift x max(insight, ward's) x (1 - culture); then insight fades."""
     keep = 1.0 - decay
     for i in range(culture.size):
-        q = max(insight[i], ward_insight[i])
+        q = _maximum(insight[i], ward_insight[i])
         q = q * shift
         q = q * (1.0 - culture[i])
         culture[i] = culture[i] + q
@@ -473,7 +508,7 @@ def culture_gate(
     out = np.empty(culture.size)
     for i in range(culture.size):
         b = base[i] if given else _clip01(culture[i] * national_culture)
-        q = max(insight[i], ward_insight[i])
+        q = _maximum(insight[i], ward_insight[i])
         g = (1.0 - b) * insight_effect
         out[i] = g * q + b
     return out
@@ -526,12 +561,12 @@ def refill_posts(
     for j in range(leavers.size):
         p = leavers[j]
         o = orgs[j]
-        now_aware = aware_draw[j] < max(init_aware[p], leg[j])
+        now_aware = aware_draw[j] < _maximum(init_aware[p], leg[j])
         for row in range(2):
             init = init_vision[p] if row == 0 else init_value[p]
             mean = (sum_vision[o] if row == 0 else sum_value[o]) / size[o]
             start = _clip01(init + start_noise[row, j] * (1.0 if init > 0 else 0.0))
-            lifted = start + leg[j] * max(mean - start, 0.0) if now_aware else 0.0
+            lifted = start + leg[j] * _maximum(mean - start, 0.0) if now_aware else 0.0
             if row == 0:
                 vision[p] = lifted
             else:
@@ -566,6 +601,8 @@ def incident_ties(
     """
     count = 0
     for node in nodes:
+        if node < 0 or node >= indptr.size - 1:
+            raise IndexError("node out of range")
         count += indptr[node + 1] - indptr[node]
     found = np.empty(count, dtype=np.int64)
     k = 0
@@ -626,6 +663,7 @@ def find_sorted(keys: np.ndarray, key_tie: np.ndarray, key: np.ndarray, out: np.
 def write_trust(
     tie: np.ndarray,
     value: np.ndarray,
+    m: int,
     trust: np.ndarray,
     alive: np.ndarray,
     main_pos: np.ndarray,
@@ -633,9 +671,11 @@ def write_trust(
     m_main: int,
     side_data: np.ndarray,
 ) -> None:
-    """New trust for ties (repeats allowed: the last write wins), and the matrices' float32 copies
-    (0 for removed ties): the main matrix's two entries per tie, or the side matrix's one."""
+    """New trust for ties (ids below `m`; repeats allowed: the last write wins), and the matrices'
+    float32 copies (0 for removed ties): the main matrix's two entries per tie, or the side's one."""
     for j in range(tie.size):
+        if tie[j] < 0 or tie[j] >= m:
+            raise IndexError("tie id out of range")
         trust[tie[j]] = value[j]
     for j in range(tie.size):
         t = tie[j]
@@ -707,6 +747,8 @@ def random_neighbours(
     tie = np.full(nodes.size, -1, dtype=np.int64)
     for j in range(nodes.size):
         node = nodes[j]
+        if node < 0 or node >= indptr.size - 1:
+            raise IndexError("node out of range")
         start = indptr[node]
         deg = indptr[node + 1] - start
         side_start = side_deg = 0
@@ -755,7 +797,7 @@ def staged_pairs(
             best[p] = trust[call]
         else:
             room[p] = room[p] * (1.0 - gain[call])
-            best[p] = max(best[p], trust[call])
+            best[p] = _maximum(best[p], trust[call])
     keep = 0  # drop self-pairs (u == v), keeping the order
     lo = np.empty(p + 1, dtype=np.int64)
     hi = np.empty(p + 1, dtype=np.int64)

@@ -446,9 +446,12 @@ class Ties:
         tie = np.asarray(tie, dtype=np.int64)
         if tie.size == 0:
             return
-        value = np.full(tie.size, value) if np.ndim(value) == 0 else np.asarray(value, dtype=np.float64)
+        value = np.asarray(value, dtype=np.float64)
+        if value.shape != tie.shape:  # a scalar or a single value for every tie, as numpy assigns
+            value = np.broadcast_to(value, tie.shape).copy()
         side = self.side.data if self.side is not None else np.empty(0, dtype=np.float32)
-        kernels.write_trust(tie, value, self._trust, self._alive, self.main.pos, self.main.data, self.m_main, side)
+        main = self.main
+        kernels.write_trust(tie, value, self.m, self._trust, self._alive, main.pos, main.data, self.m_main, side)
 
     def add(self, u: np.ndarray, v: np.ndarray, trust: float | np.ndarray, kind: np.ndarray | None = None) -> None:
         """Stage ties between the pairs (u, v), applied together at the next `flush`.
