@@ -248,17 +248,8 @@ def _shift_structure(model: CommonPurposeModel, orgs: np.ndarray, gain: np.ndarr
     """Move organisations' structural alignment towards the national cap (never past it)."""
     if orgs.size == 0:  # nothing moves (structures are never above the cap, so the clip is a no-op too)
         return
-    structure = model.org_structure
-    if orgs.min() < 0:  # staff without an organisation move nothing
-        ok = orgs >= 0
-        orgs, gain = orgs[ok], gain[ok] if isinstance(gain, np.ndarray) else gain
-    # each organisation's gains summed (a bincount: far cheaper than np.add.at), times its room before any
-    weights = gain if isinstance(gain, np.ndarray) else np.full(orgs.size, gain)
-    gains = np.bincount(orgs, weights=weights, minlength=structure.size)
-    cap = model.national_cap
-    gains *= np.maximum(cap - structure, 0.0)
-    structure += gains
-    np.minimum(structure, max(cap, 0.0), out=structure)
+    weights = gain if isinstance(gain, np.ndarray) else np.full(orgs.size, float(gain))
+    kernels.shift_structure(orgs, weights, float(model.national_cap), model.org_structure)
 
 
 def collaborative(model: CommonPurposeModel, share: float) -> None:

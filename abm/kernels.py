@@ -826,3 +826,22 @@ def strengthened(
             value[k] = 1.0 - room[i] * (1.0 - trust[t])
             k += 1
     return tie[:k], value[:k]
+
+
+@njit(**_JIT)
+def shift_structure(orgs: np.ndarray, gain: np.ndarray, cap: float, structure: np.ndarray) -> None:
+    """Move organisations' structural alignment towards the national cap `cap`, never past it.
+
+    Each organisation's gains (`gain[j]` for `orgs[j]`; negative orgs move nothing) are summed in
+    order, times its room before any, max(cap - structure, 0); then every organisation is held
+    at or below max(cap, 0).
+    """
+    total = np.zeros(structure.size)
+    for j in range(orgs.size):
+        o = orgs[j]
+        if o >= 0:
+            total[o] += gain[j]
+    ceiling = _maximum(cap, 0.0)
+    for o in range(structure.size):
+        x = structure[o] + total[o] * _maximum(cap - structure[o], 0.0)
+        structure[o] = _minimum(x, ceiling)
