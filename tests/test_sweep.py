@@ -246,6 +246,15 @@ def test_group_rows_match_groups_frame() -> None:
     pd.testing.assert_frame_equal(a, b, check_dtype=False)
 
 
+def wait_for_runs(proc: subprocess.Popen, out: Path, n: int) -> None:
+    """Wait (at most 60 s) until the sweep running in `proc` has written `n` runs to `out`."""
+    deadline = time.monotonic() + 60
+    while len(list((out / "runs").glob("*.parquet"))) < n:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the sweep did not start"
+        time.sleep(0.02)
+
+
 def test_sigkill_mid_sweep_then_resume(reference: Path, tmp_path: Path) -> None:
     """SIGKILL the driver part way; its workers exit; the rerun completes with no run lost or repeated."""
     path = write(tmp_path, GRID + "model: tests.test_sweep:SlowModel\n")
@@ -265,11 +274,7 @@ def test_sigkill_mid_sweep_then_resume(reference: Path, tmp_path: Path) -> None:
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        while len(list((out / "runs").glob("*.parquet"))) < 4:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the sweep did not start"
-            time.sleep(0.02)
+        wait_for_runs(proc, out, 4)
         workers = psutil.Process(proc.pid).children(recursive=True)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -307,11 +312,7 @@ def test_signal_stops_a_background_sweep(sig: int, tmp_path: Path) -> None:
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as a non-interactive shell's `&`
     )
     try:
-        deadline = time.monotonic() + 60
-        while len(list((out / "runs").glob("*.parquet"))) < 2:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the sweep did not start"
-            time.sleep(0.02)
+        wait_for_runs(proc, out, 2)
         proc.send_signal(sig)
         proc.wait(30)
     finally:
